@@ -4,5 +4,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
-.venv/bin/ruff check fsmde_ros test launch setup.py
+.venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"
