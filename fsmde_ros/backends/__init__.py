@@ -1,1 +1,16 @@
-"""backends"""
+"""Inference backends behind one interface (``DepthBackend``), opened with ``create_backend``."""
+
+from fsmde_ros.backends.base import BackendError, DepthBackend, InferenceResult
+from fsmde_ros.backends.checks import InputError
+from fsmde_ros.backends.factory import BACKEND_KINDS, PRECISIONS, create_backend, resolve_kind
+
+__all__ = [
+    "BACKEND_KINDS",
+    "PRECISIONS",
+    "BackendError",
+    "DepthBackend",
+    "InferenceResult",
+    "InputError",
+    "create_backend",
+    "resolve_kind",
+]

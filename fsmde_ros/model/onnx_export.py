@@ -13,6 +13,7 @@ import torch
 
 from fsmde_ros.model.checkpoint import weights_sha256
 from fsmde_ros.model.config import ModelConfig
+from fsmde_ros.model.contract import INPUT_NAME, ONNX_FORMAT, OUTPUT_NAMES
 from fsmde_ros.model.student import DeployStudent, StudentNet
 
 LOG = logging.getLogger(__name__)
@@ -20,8 +21,6 @@ LOG = logging.getLogger(__name__)
 MIN_OPSET = 17
 PARITY_TOLERANCE = 1e-4
 """Largest relative error (see ``relative_error``) allowed per output."""
-
-ONNX_FORMAT = "fsmde-student-onnx-v1"
 
 
 class ExportError(RuntimeError):
@@ -73,13 +72,15 @@ def export_onnx(model: StudentNet, path: str | Path, num_cameras: int | None = N
     example = torch.zeros(config.input_shape, dtype=torch.uint8)
     dynamic_axes = None
     if dynamic_batch:
-        dynamic_axes = {DeployStudent.INPUT_NAME: {0: "num_images"}}
-        dynamic_axes.update({name: {0: "num_images"} for name in DeployStudent.OUTPUT_NAMES})
-    # The bin count is static, so the tracer's note about turning it into a constant is expected.
+        dynamic_axes = {INPUT_NAME: {0: "num_images"}}
+        dynamic_axes.update({name: {0: "num_images"} for name in OUTPUT_NAMES})
+    # The bin count is static, so the tracer's note about turning it into a constant is expected; the
+    # TorchScript exporter (dynamo=False) is chosen on purpose, so its deprecation notice is too.
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(deploy, (example,), str(path), input_names=[DeployStudent.INPUT_NAME],
-                          output_names=list(DeployStudent.OUTPUT_NAMES), opset_version=opset,
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(deploy, (example,), str(path), input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), opset_version=opset,
                           dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
     graph = onnx.load(str(path))
     metadata = onnx_metadata(config, weights_sha256(model), dynamic_batch, opset, source)
@@ -105,9 +106,9 @@ def parity_check(model: StudentNet, onnx_path: str | Path, num_cameras: int, see
     with torch.inference_mode():
         expected = [t.numpy() for t in DeployStudent(model.eval())(torch.from_numpy(images))]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    actual = session.run(list(DeployStudent.OUTPUT_NAMES), {DeployStudent.INPUT_NAME: images})
+    actual = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images})
     errors = {name: relative_error(got, want)
-              for name, got, want in zip(DeployStudent.OUTPUT_NAMES, actual, expected, strict=True)}
+              for name, got, want in zip(OUTPUT_NAMES, actual, expected, strict=True)}
     bad = {name: err for name, err in errors.items() if not err <= tolerance}
     if bad:
         raise ExportError(f"{onnx_path}: ONNX Runtime output differs from torch beyond {tolerance:g}: {bad}")

@@ -108,13 +108,10 @@ class StudentNet(nn.Module):
 
 
 class DeployStudent(nn.Module):
-    """Deployment graph: uint8 RGB (N, H, W, 3) in; depth, confidence, probabilities, bin_centres out.
+    """Deployment graph: uint8 RGB (N, H, W, 3) in; the outputs of ``contract.OUTPUT_NAMES`` out.
 
     Casting, scaling and normalisation happen inside the graph so every backend takes raw images.
     """
-
-    OUTPUT_NAMES = ("depth", "confidence", "probabilities", "bin_centres")
-    INPUT_NAME = "images"
 
     def __init__(self, student: StudentNet):
         super().__init__()
