@@ -37,7 +37,8 @@ class Reprojection:
     """Per-pixel minimum reprojection errors (N, 1, H, W) of the target cameras and where they count."""
 
     rgb: torch.Tensor
-    rgb_keep: torch.Tensor
+    rgb_keep: torch.Tensor  # seen by a source and not auto-masked: where the RGB depth loss counts
+    seen: torch.Tensor  # seen by at least one source: where the reflection mask is decided
     diffuse: torch.Tensor | None = None
     diffuse_keep: torch.Tensor | None = None
     diffuse_target: torch.Tensor | None = None  # log L of the targets (N, 3, H, W)
@@ -77,12 +78,13 @@ def reproject(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, alpha
         return best, keep, errors
 
     rgb, rgb_keep, _ = score(0, 3)
+    seen = valid.any(dim=1, keepdim=True)
     if log_l is None:
-        return Reprojection(rgb, rgb_keep)
+        return Reprojection(rgb, rgb_keep, seen)
     diffuse, diffuse_keep, diffuse_errors = score(3, 6)
     choice = torch.where(valid, diffuse_errors, torch.full_like(diffuse_errors, float("inf"))).argmin(1)
     picked = torch.gather(warped[:, :, 3:6], 1, choice[:, None, None].expand(n, 1, 3, h, w))[:, 0]
-    return Reprojection(rgb, rgb_keep, diffuse, diffuse_keep, log_l[TARGET * n:(TARGET + 1) * n],
+    return Reprojection(rgb, rgb_keep, seen, diffuse, diffuse_keep, log_l[TARGET * n:(TARGET + 1) * n],
                         torch.log(picked.clamp(min=1e-6)))
 
 
@@ -104,8 +106,7 @@ def decomposition_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceVie
     3 * N images of the clip (frame-major)."""
     rep = reproject(depth, clip, views, weights.ssim_alpha, log_l)
     if use_mask:
-        mask = reflection_mask(rep.rgb.detach(), rep.diffuse.detach(), rep.rgb_keep & rep.diffuse_keep,
-                               weights.mask_confidence)
+        mask = reflection_mask(rep.rgb.detach(), rep.diffuse.detach(), rep.seen, weights.mask_confidence)
     else:
         mask = torch.zeros_like(rep.rgb_keep)
     photometric = masked_mean(rep.rgb, rep.rgb_keep & ~mask)

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
-LOG_EPS = 1e-4
+LOG_EPS = 1e-3
+"""Added to errors before the log: differences between near-perfect matches carry no information."""
+
+LOG_NOISE_STD = 0.1
+"""Noise floor of the log errors, added to the variances: errors within ~10% are indistinguishable."""
 
 
 def chi2_quantile_2dof(confidence: float) -> float:
@@ -41,30 +45,38 @@ class GaussianFit:
     outlier: torch.Tensor  # (M,) bool, d2 above the chi-square quantile
 
 
-def mahalanobis_outliers(features: torch.Tensor, confidence: float = 0.99,
-                         iterations: int = 3) -> GaussianFit:
+def mahalanobis_outliers(features: torch.Tensor, confidence: float = 0.99, iterations: int = 5,
+                         noise_var: float = 0.0) -> GaussianFit:
     """Fit a Gaussian to 2-D ``features`` (M, 2) robustly and flag the points outside its quantile.
 
-    Mean and covariance come from the inliers of the previous iteration (all points first).
+    The fit starts from the coordinate-wise median and MAD (so a large cluster of outliers cannot
+    mask itself by inflating the covariance), then re-estimates mean and covariance from the
+    inliers, corrected for the truncation at the quantile, until the inliers stop changing.
+    ``noise_var`` is added to both variances (a measurement-noise floor).
     """
     if features.ndim != 2 or features.shape[1] != 2:
         raise ValueError(f"reflection mask: features must be (M, 2), got {tuple(features.shape)}")
     threshold = chi2_quantile_2dof(confidence)
+    # E[r^2 | r^2 <= q] / 2 for a 2-D standard normal: the variance shrink of a truncated sample
+    truncation = (1.0 - math.exp(-threshold / 2) * (1 + threshold / 2)) / (1.0 - math.exp(-threshold / 2))
     x = features.double()
+    eye = torch.eye(2, dtype=x.dtype, device=x.device)
+    mean = x.median(dim=0).values
+    mad = (x - mean).abs().median(dim=0).values * 1.4826
+    cov = torch.diag(mad**2) + noise_var * eye
     inlier = torch.ones(len(x), dtype=torch.bool, device=x.device)
-    d2 = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-    mean, cov = x.mean(0), torch.eye(2, dtype=x.dtype, device=x.device)
-    for _ in range(iterations):
-        if int(inlier.sum()) < 3:
+    for _ in range(iterations + 1):
+        diff = x - mean
+        d2 = (diff @ torch.linalg.inv(cov) * diff).sum(1)
+        new_inlier = d2 <= threshold
+        if torch.equal(new_inlier, inlier) or int(new_inlier.sum()) < 3:
             break
+        inlier = new_inlier
         sample = x[inlier]
         mean = sample.mean(0)
         centred = sample - mean
-        cov = centred.T @ centred / (len(sample) - 1) + 1e-9 * torch.eye(2, dtype=x.dtype, device=x.device)
-        diff = x - mean
-        d2 = (diff @ torch.linalg.inv(cov) * diff).sum(1)
-        inlier = d2 <= threshold
-    return GaussianFit(mean, cov, d2, ~inlier)
+        cov = centred.T @ centred / (len(sample) - 1) / truncation + noise_var * eye
+    return GaussianFit(mean, cov, d2, d2 > threshold)
 
 
 @torch.no_grad()
@@ -82,10 +94,11 @@ def reflection_mask(rgb_error: torch.Tensor, diffuse_error: torch.Tensor, valid:
             continue
         e_rgb = torch.log(rgb_error[b, 0][sel] + LOG_EPS)
         e_dif = torch.log(diffuse_error[b, 0][sel] + LOG_EPS)
-        fit = mahalanobis_outliers(torch.stack([e_rgb, e_dif], dim=1), confidence)
+        fit = mahalanobis_outliers(torch.stack([e_rgb, e_dif], dim=1), confidence,
+                                   noise_var=LOG_NOISE_STD**2)
         (s_rr, s_rd), (_, s_dd) = fit.cov.tolist()
         predicted = fit.mean[1] + s_rd / s_rr * (e_rgb.double() - fit.mean[0])
-        conditional_std = math.sqrt(max(s_dd - s_rd * s_rd / s_rr, 1e-12))
+        conditional_std = math.sqrt(s_dd - s_rd * s_rd / s_rr)
         residual = (e_dif.double() - predicted) / conditional_std
         flagged = torch.zeros_like(sel)
         flagged[sel] = fit.outlier & (residual < -z)
