@@ -45,6 +45,7 @@ class SyncedSet:
     stamps_ns: list[int | None]
     items: list[Any]
     arrival_s: float  # monotonic time the last message of the set arrived
+    first_arrival_s: float  # monotonic time the first message of the set arrived
 
     @property
     def complete(self) -> bool:
@@ -160,7 +161,7 @@ class ApproximateTimeSync:
     def _emit(self, chosen: list[int | None]) -> SyncedSet:
         stamps: list[int | None] = []
         items: list[Any] = []
-        arrival = 0.0
+        arrival, first = 0.0, float("inf")
         for c, index in enumerate(chosen):
             if index is None:
                 stamps.append(None)
@@ -169,12 +170,12 @@ class ApproximateTimeSync:
             item, arrived = self._items[c][index]
             stamps.append(self._stamps[c][index])
             items.append(item)
-            arrival = max(arrival, arrived)
+            arrival, first = max(arrival, arrived), min(first, arrived)
             if index:
                 self.stats.dropped["superseded"] += index
             del self._stamps[c][: index + 1], self._items[c][: index + 1]
             self._emitted[c] = stamps[-1]
-        synced = SyncedSet(stamps, items, arrival)
+        synced = SyncedSet(stamps, items, arrival, first)
         if synced.complete:
             self.stats.complete_sets += 1
         else:
