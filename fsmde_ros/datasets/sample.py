@@ -27,6 +27,7 @@ class SurroundSample:
     reflective: np.ndarray | None = None  # (N, H, W) bool, non-Lambertian pixels (synthetic only)
     sequence: str = ""
     frame_index: int = 0
+    camera_ego_poses: np.ndarray | None = None  # (N, 4, 4) base_link -> world at each image's stamp
 
     @property
     def num_cameras(self) -> int:
