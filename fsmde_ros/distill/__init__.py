@@ -1,1 +1,1 @@
-"""distill"""
+"""Cross-interaction and view-relational distillation: teachers, losses, training, evaluation, results."""
