@@ -32,10 +32,13 @@ def _samples(count=3, n=2, h=5, w=7):
         base = 1_700_000_000_000_000_000 + f * 83_333_333
         yield SurroundSample(
             images=rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8),
-            K=np.stack([K] * n), cam2ego=np.stack([np.eye(4)] * n),
+            K=np.stack([K] * n),
+            cam2ego=np.stack([np.eye(4)] * n),
             sparse_depth=np.full((n, h, w), np.nan, np.float32),
             camera_names=("CAM_B", "CAM_A")[:n],
-            stamps_ns=np.array([base + 10_000_000, base][:n], np.int64), frame_index=f)
+            stamps_ns=np.array([base + 10_000_000, base][:n], np.int64),
+            frame_index=f,
+        )
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
