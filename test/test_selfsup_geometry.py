@@ -5,21 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from fsmde_ros.geometry import backproject as np_backproject
 from fsmde_ros.geometry import project as np_project
 from fsmde_ros.geometry import transform_points
 from fsmde_ros.rig import default_rig_path, load_rig
-from fsmde_ros.selfsup.poses import (
-    axis_angle_to_matrix,
-    ego_motion_to_camera,
-    ego_pose_at,
-    interpolate_pose,
-    relative_transform,
-)
-from fsmde_ros.selfsup.views import PREVIOUS, SurroundClip, camera_poses, source_views
+from fsmde_ros.selfsup.poses import axis_angle_to_matrix, ego_motion_to_camera, relative_transform
+from fsmde_ros.selfsup.views import NEXT, PREVIOUS, SurroundClip, source_views
 from fsmde_ros.selfsup.warping import inverse_warp
 
 H, W = 12, 16
@@ -108,35 +101,6 @@ def test_relative_transform_between_adjacent_rig_cameras_maps_a_shared_point():
     np.testing.assert_allclose(T @ p_i, p_j, atol=1e-6)  # rig rotations are orthonormal to ~1e-8
 
 
-def test_interpolate_pose_halfway_rotation_and_translation():
-    T0 = np.eye(4)
-    T1 = np.eye(4)
-    c, s = math.cos(math.radians(40)), math.sin(math.radians(40))
-    T1[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
-    T1[:3, 3] = [4.0, 2.0, 0.0]
-    mid = interpolate_pose(T0, T1, 0.5)
-    c2, s2 = math.cos(math.radians(20)), math.sin(math.radians(20))
-    np.testing.assert_allclose(mid[:3, :3], [[c2, -s2, 0], [s2, c2, 0], [0, 0, 1]], atol=1e-12)
-    np.testing.assert_allclose(mid[:3, 3], [2.0, 1.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(interpolate_pose(T0, T1, 1.0), T1, atol=1e-12)
-
-
-def test_ego_pose_at_interpolates_and_extrapolates_constant_velocity():
-    poses = np.stack([np.eye(4)] * 3)
-    poses[:, 0, 3] = [0.0, 1.0, 2.0]
-    stamps = np.array([0, 100, 200])
-    np.testing.assert_allclose(ego_pose_at(stamps, poses, 150)[0, 3], 1.5)
-    np.testing.assert_allclose(ego_pose_at(stamps, poses, 250)[0, 3], 2.5)
-    np.testing.assert_allclose(ego_pose_at(stamps, poses, -50)[0, 3], -0.5)
-
-
-def test_ego_pose_at_rejects_bad_stamps():
-    with pytest.raises(ValueError, match="strictly increasing"):
-        ego_pose_at(np.array([0, 0]), np.stack([np.eye(4)] * 2), 5)
-    with pytest.raises(ValueError, match="matching stamps"):
-        ego_pose_at(np.array([0, 1, 2]), np.stack([np.eye(4)] * 2), 5)
-
-
 def test_axis_angle_to_matrix_is_rodrigues():
     T = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, math.pi / 2]]), torch.tensor([[1.0, 2.0, 3.0]]))[0]
     torch.testing.assert_close(T[:3, :3], torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]),
@@ -157,25 +121,38 @@ def test_ego_motion_to_camera_matches_pose_composition():
         np.testing.assert_allclose(per_camera[c], expected, atol=1e-6)
 
 
-def test_source_views_use_each_cameras_own_stamp_pose():
+def test_source_views_transforms_and_layout():
     rig = load_rig(default_rig_path()).resized(16, 8)
     n = len(rig)
-    ego = np.stack([np.eye(4)] * 3)
-    ego[:, 0, 3] = [0.0, 1.0, 2.0]  # 1 m per 100 ns along x
-    ref = np.array([0, 100, 200])
-    stamps = np.array([[100 + 10 * c for c in range(n)], [0 + 10 * c for c in range(n)],
-                       [200 + 10 * c for c in range(n)]])
-    poses = camera_poses(ego, ref, rig.extrinsics(), stamps)
-    np.testing.assert_allclose(poses[0, 2, 0, 3], 1.2 + rig.cameras[2].cam2ego[0, 3], atol=1e-9)
+    cam2world = np.stack([rig.extrinsics()] * 3)
+    cam2world[1, :, 0, 3] -= 1.0  # previous frame: the whole rig 1 m further back along x
+    cam2world[2, :, 0, 3] += 1.0
+    cam2world[0, 3, 0, 3] += 0.1  # camera 3 fired later than the others at frame t
     clip = SurroundClip(torch.zeros(3, n, 3, 8, 16), torch.from_numpy(rig.intrinsics()).float(),
-                        torch.from_numpy(rig.extrinsics()).float(), poses, rig.adjacent)
+                        torch.from_numpy(rig.extrinsics()).float(), cam2world, rig.adjacent)
     views = source_views(clip)
     assert views.index.shape == (n, 4) and bool(views.exists.all())
-    assert int(views.index[0, 0]) == PREVIOUS * n
-    # temporal source of camera 0: its previous image was taken 1 m behind along base_link x
-    expected = relative_transform(poses[0, 0], poses[1, 0])
-    np.testing.assert_allclose(views.transforms[0, 0].numpy(), expected, atol=1e-5)
-    # spatial neighbour at the same frame includes the 10 ns * camera offset of motion (0.1 m per camera)
-    j = int(views.camera[0, 2])
-    np.testing.assert_allclose(views.transforms[0, 2].numpy(), relative_transform(poses[0, 0], poses[0, j]),
-                               atol=1e-5)
+    assert views.index[0, :2].tolist() == [PREVIOUS * n, NEXT * n]
+    assert sorted(views.camera[0, 2:].tolist()) == sorted(j for pair in rig.adjacent if 0 in pair
+                                                           for j in pair if j != 0)
+    # a point fixed in the world seen by camera 0 at t maps to where the previous camera 0 saw it
+    p_world = np.array([12.0, 0.5, 1.0, 1.0])
+    p_t = np.linalg.inv(cam2world[0, 0]) @ p_world
+    p_prev = np.linalg.inv(cam2world[1, 0]) @ p_world
+    np.testing.assert_allclose(views.transforms[0, 0].double().numpy() @ p_t, p_prev, atol=1e-4)
+    k = views.camera[2].tolist().index(3)  # camera 2's neighbour 3 includes its later firing
+    np.testing.assert_allclose(views.transforms[2, k].double().numpy(),
+                               relative_transform(cam2world[0, 2], cam2world[0, 3]), atol=1e-5)
+
+
+def test_source_views_from_a_pose_network_motion_use_the_extrinsics():
+    rig = load_rig(default_rig_path()).resized(16, 8)
+    n = len(rig)
+    clip = SurroundClip(torch.zeros(3, n, 3, 8, 16), torch.from_numpy(rig.intrinsics()).float(),
+                        torch.from_numpy(rig.extrinsics()).float(), np.stack([rig.extrinsics()] * 3),
+                        rig.adjacent)
+    motion = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, 0.05]]), torch.tensor([[-1.0, 0.0, 0.0]]))[0]
+    views = source_views(clip, {PREVIOUS: motion, NEXT: torch.linalg.inv(motion)})
+    torch.testing.assert_close(views.transforms[:, 0], ego_motion_to_camera(motion, clip.cam2ego))
+    backward = ego_motion_to_camera(torch.linalg.inv(motion), clip.cam2ego)
+    torch.testing.assert_close(views.transforms[:, 1], backward)

@@ -4,17 +4,25 @@ and the evaluation."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.geometry import pixel_rays
+from fsmde_ros.model import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
-from fsmde_ros.selfsup.data import ClipError, clips_from_samples, make_clip
+from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, make_clip
+from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown
 from fsmde_ros.selfsup.objective import reproject
 from fsmde_ros.selfsup.photometric import masked_mean
+from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
+from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, train
 from fsmde_ros.selfsup.views import TARGET, source_views
 
 H, W = 64, 96
@@ -81,12 +89,13 @@ def toy_sequence(frames: int = 4, sequence: str = "toy") -> tuple[list[SurroundS
         stamps = f * FRAME_NS + CAMERA_OFFSET_NS * np.arange(n, dtype=np.int64)
         per_camera = [render(rig, SPEED * float(s) / FRAME_NS) for s in stamps]
         images = np.stack([per_camera[c][0][c] for c in range(n)])
-        ego = np.eye(4)
-        ego[0, 3] = SPEED * f
+        ego = np.stack([np.eye(4)] * n)
+        ego[:, 0, 3] = SPEED * stamps / FRAME_NS
         samples.append(SurroundSample(
             images=images, K=rig.intrinsics(), cam2ego=rig.extrinsics(),
             sparse_depth=np.full((n, H, W), np.nan, np.float32), camera_names=tuple(rig.names),
-            stamps_ns=stamps, ego_pose=ego, depth=np.stack([per_camera[c][2][c] for c in range(n)]),
+            stamps_ns=stamps, ego_pose=ego[0], camera_ego_poses=ego,
+            depth=np.stack([per_camera[c][2][c] for c in range(n)]),
             reflective=np.stack([per_camera[c][3][c] for c in range(n)]), sequence=sequence, frame_index=f))
         diffuse.append(np.stack([per_camera[c][1][c] for c in range(n)]))
     return samples, diffuse
@@ -110,16 +119,22 @@ def test_clips_from_samples_group_consecutive_frames(toy):
     assert len(clips_from_samples(samples, H, W, max_clips=1)) == 1
 
 
-def test_make_clip_rejects_missing_ego_pose(toy):
+def test_make_clip_rejects_missing_per_camera_poses_and_bad_order(toy):
     samples, _ = toy
-    broken = SurroundSample(**{**samples[1].__dict__, "ego_pose": None})
-    with pytest.raises(ClipError, match="no ego_pose"):
-        make_clip(broken, samples[0], samples[2], H, W)
+    broken = SurroundSample(**{**samples[1].__dict__, "camera_ego_poses": None})
+    with pytest.raises(ClipError, match="no camera_ego_poses"):
+        make_clip(broken, samples[0], samples[2])
+    with pytest.raises(ClipError, match="increasing stamps"):
+        make_clip(samples[1], samples[2], samples[0])
+    # one shared stamp per set: the set's ego pose is every camera's pose
+    synced = SurroundSample(**{**broken.__dict__, "stamps_ns": np.full(6, broken.stamps_ns[0])})
+    clip = make_clip(synced, samples[0], samples[2])
+    np.testing.assert_allclose(clip.cam2world[TARGET], synced.ego_pose @ synced.cam2ego)
 
 
 def test_true_depth_reprojects_the_lambertian_scene_and_the_mask_finds_the_mirror(toy):
     samples, diffuse = toy
-    clip = make_clip(samples[1], samples[0], samples[2], H, W)
+    clip = make_clip(samples[1], samples[0], samples[2])
     views = source_views(clip)
     diffuse_all = torch.from_numpy(np.stack([diffuse[1], diffuse[0], diffuse[2]])).permute(0, 1, 4, 2, 3)
     log_l = torch.log(diffuse_all.reshape(-1, 3, H, W).float().clamp(min=1e-3))
@@ -139,3 +154,92 @@ def test_true_depth_reprojects_the_lambertian_scene_and_the_mask_finds_the_mirro
     near_truth = torch.nn.functional.max_pool2d(truth.float(), 5, 1, 2) > 0  # the SSIM window's reach
     assert recall > 0.95 and precision > 0.8
     assert bool(near_truth[mask].all())
+
+
+def _recipe(tmp_path, stage: str, name: str, **extra) -> Recipe:
+    data = {"name": name, "stage": stage, "out": str(tmp_path / name), "seed": 0,
+            "data": {"height": H, "width": W}, "model": {"profile": "tiny"},
+            "train": {"steps": 2, "log_every": 1, "checkpoint_every": 2, "threads": 1}}
+    data.update(extra)
+    return recipe_from_dict(data, f"<{name}>")
+
+
+def test_three_stages_train_save_and_evaluate(tmp_path, toy):
+    samples, _ = toy
+    clips = clips_from_samples(samples, H, W)
+    base = train(_recipe(tmp_path, "baseline", "base"), clips, progress=False)
+    decomp = train(_recipe(tmp_path, "decomposition", "decomp", init=str(base),
+                           train={"steps": 2, "log_every": 1, "checkpoint_every": 2, "threads": 1,
+                                  "mask_warmup": 1}), clips, progress=False)
+    posenet = train(_recipe(tmp_path, "baseline", "posenet", pose="network"), clips, progress=False)
+    teachers = {"baseline": str(base), "decomposition": str(decomp)}
+    student = train(_recipe(tmp_path, "distill", "student", teachers=teachers), clips, progress=False)
+    for run in (base, decomp, posenet, student):
+        model, meta = load_student(run / DEPTH_FILE)
+        assert meta["step"] == "2" and model.config.input_height == H
+        rows = (run / "log.csv").read_text().splitlines()
+        assert len(rows) == 3 and np.isfinite(float(rows[-1].split(",")[3]))
+    assert (decomp / INTRINSIC_FILE).is_file() and (posenet / POSE_FILE).is_file()
+    assert "mask_fraction" in (decomp / "log.csv").read_text().splitlines()[0]
+    report = evaluate_runs({**teachers, "distilled student": str(student)}, clips, "toy")
+    refl = report["depth"]["baseline"]["reflective"]
+    assert refl["pixels"] == int(sum(int(c.reflective.sum()) for c in clips)) and 0 <= refl["a1"] <= 1
+    assert 0.0 <= report["mask"]["predicted_fraction"] <= 1.0
+    assert report["seeds"] == {"baseline": 0, "decomposition": 0, "distilled student": 0}
+    page = markdown(report)
+    assert "| distilled student |" in page and "Goal:" in page
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, toy):
+    samples, _ = toy
+    clips = clips_from_samples(samples, H, W, max_clips=1)
+    recipe = _recipe(tmp_path, "baseline", "resume")
+    train(recipe, clips, progress=False)
+    longer = recipe_from_dict({**asdict(recipe), "loss": asdict(recipe.loss), "data": asdict(recipe.data),
+                               "train": {**asdict(recipe.train), "steps": 3}, "model": asdict(recipe.model),
+                               "teachers": asdict(recipe.teachers)}, "<resume>")
+    out = train(longer, clips, resume=True, progress=False)
+    rows = (out / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["step", "1", "2", "3"]
+    assert load_student(out / DEPTH_FILE)[1]["step"] == "3"
+
+
+def test_recipes_in_config_load_and_bad_recipes_are_named(tmp_path):
+    for path in sorted(Path("config/recipes").glob("selfsup_*.yaml")):
+        assert load_recipe(path).name == path.stem
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstage: baseline\nout: o\ndata: {height: 100}\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml: data.height and data.width must be positive multiples"):
+        load_recipe(bad)
+    bad.write_text("name: x\nstage: distill\nout: o\n")
+    with pytest.raises(RecipeError, match=r"teachers\.baseline"):
+        load_recipe(bad)
+    bad.write_text("name: x\nstage: baseline\nout: o\ntrain: {stepz: 3}\n")
+    with pytest.raises(RecipeError, match=r"train: unknown key\(s\) \['stepz'\]"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="expected an integer"):
+        load_recipe(bad, ["train.stepz=", "train={steps: 1.5}"])
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        load_recipe(tmp_path / "missing.yaml")
+
+
+def test_load_clips_reads_a_synthsurround_split(tmp_path, toy):
+    samples, _ = toy
+    rig = load_rig(default_rig_path()).resized(W, H)
+    cameras = [{"name": c.name, "K": c.K.tolist(), "cam2ego": c.cam2ego.tolist()} for c in rig.cameras]
+    rig_yaml = {"image_width": W, "image_height": H, "cameras": cameras}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig_yaml))
+    seq = tmp_path / "test" / "test_00000"
+    seq.mkdir(parents=True)
+    for s in samples:
+        np.savez_compressed(seq / f"frame_{s.frame_index:04d}.npz", images=s.images, K=s.K, cam2ego=s.cam2ego,
+                            stamps_ns=s.stamps_ns, ego_pose=s.ego_pose, camera_ego_poses=s.camera_ego_poses,
+                            depth=s.depth, reflective=s.reflective)
+    clips = load_clips(tmp_path, "test", H // 2 * 2, W, max_clips=5)
+    assert len(clips) == 2 and clips[1].name == "test_00000/2"
+    torch.testing.assert_close(clips[0].images, clips_from_samples(samples, H, W)[0].images)
+    with pytest.raises(ClipError, match="no such SynthSurround split"):
+        load_clips(tmp_path, "val", H, W)
+    (seq / "frame_0001.npz").write_bytes(b"broken")
+    with pytest.raises(ClipError, match=r"frame_0001\.npz: not a readable SynthSurround frame"):
+        load_clips(tmp_path, "test", H, W)[0]

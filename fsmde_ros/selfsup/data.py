@@ -1,14 +1,18 @@
 """Training clips for self-supervision: three consecutive surround sets of one sequence, at training size.
 
 Frame t of a sequence becomes the target of a clip when frames t-1 and t+1 exist. Every image gets
-the cam2world pose at its own capture stamp, interpolated from the sets' ego poses (``ego_pose`` of a
-``SurroundSample`` is base_link -> world at the set's reference stamp, see ``reference_stamp``).
+the cam2world pose at its own capture stamp: ``camera_ego_poses[i] @ cam2ego[i]`` (base_link -> world
+at camera i's stamp). Without per-camera ego poses, a set whose cameras share one stamp uses its
+``ego_pose``; anything else is refused, since ignoring shutter offsets of tens of milliseconds at
+town speed misplaces the cameras by decimetres.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,32 +20,55 @@ import torch
 
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.geometry import scale_intrinsics
-from fsmde_ros.rig import Camera, ring_neighbours
-from fsmde_ros.selfsup.views import SurroundClip, camera_poses
+from fsmde_ros.rig import Camera, load_rig, ring_neighbours
+from fsmde_ros.selfsup.views import SurroundClip
 
 
 class ClipError(ValueError):
     """Samples cannot form training clips; the message names the sequence and frame."""
 
 
-def reference_stamp(sample: SurroundSample) -> int:
-    """The stamp at which ``sample.ego_pose`` holds: the earliest camera stamp of the set."""
-    return int(np.min(sample.stamps_ns))
+def camera_to_world(sample: SurroundSample, where: str) -> np.ndarray:
+    """cam2world (N, 4, 4) of every image of a set at its own capture stamp."""
+    n = sample.num_cameras
+    if sample.camera_ego_poses is not None:
+        poses = np.asarray(sample.camera_ego_poses, dtype=np.float64)
+        if poses.shape != (n, 4, 4):
+            raise ClipError(f"{where}: camera_ego_poses must be ({n}, 4, 4), got {poses.shape}")
+    elif sample.ego_pose is not None and np.all(np.asarray(sample.stamps_ns) == sample.stamps_ns[0]):
+        poses = np.repeat(np.asarray(sample.ego_pose, dtype=np.float64)[None], n, axis=0)
+    else:
+        raise ClipError(f"{where}: cameras have different stamps but the sample has no camera_ego_poses "
+                        "(per-camera ego poses are needed for view synthesis)")
+    return poses @ np.asarray(sample.cam2ego, dtype=np.float64)
 
 
-def _resize_images(images: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (N, h, w, 3) -> float (N, 3, height, width) in [0, 1], area averaging."""
-    out = np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images])
-    return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
+def resize_sample(sample: SurroundSample, height: int, width: int) -> SurroundSample:
+    """The sample at ``height`` x ``width``: images by area averaging, dense depth and the reflective
+    mask by nearest neighbour, intrinsics by ``geometry.scale_intrinsics``; LiDAR depth is dropped
+    (self-supervision does not use it)."""
+    h, w = sample.image_size
+    sx, sy = width / w, height / h
 
+    def nearest(maps: np.ndarray | None) -> np.ndarray | None:
+        if maps is None:
+            return None
+        return np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in maps])
 
-def _resize_nearest(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    return np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in maps])
+    reflective = nearest(None if sample.reflective is None else sample.reflective.astype(np.uint8))
+    return replace(
+        sample,
+        images=np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA)
+                         for im in sample.images]),
+        K=np.stack([scale_intrinsics(k, sx, sy) for k in sample.K]),
+        sparse_depth=np.full((sample.num_cameras, height, width), np.nan, np.float32),
+        depth=nearest(sample.depth),
+        semantic=nearest(sample.semantic),
+        reflective=None if reflective is None else reflective.astype(bool),
+    )
 
 
 def _check(sample: SurroundSample, where: str) -> None:
-    if sample.ego_pose is None:
-        raise ClipError(f"{where}: sample has no ego_pose; self-supervision across time needs it")
     n = sample.num_cameras
     if sample.images.dtype != np.uint8 or sample.images.ndim != 4 or sample.images.shape[-1] != 3:
         raise ClipError(f"{where}: images must be uint8 (N, H, W, 3), got {sample.images.dtype} "
@@ -50,57 +77,114 @@ def _check(sample: SurroundSample, where: str) -> None:
         raise ClipError(f"{where}: K, cam2ego or stamps_ns do not match {n} cameras")
 
 
-def make_clip(target: SurroundSample, previous: SurroundSample, following: SurroundSample,
-              height: int, width: int) -> SurroundClip:
-    """A clip of three consecutive sets of one sequence, resized to ``height`` x ``width``."""
+def make_clip(target: SurroundSample, previous: SurroundSample, following: SurroundSample) -> SurroundClip:
+    """A clip of three consecutive sets of one sequence, all of the same image size."""
     sets = (target, previous, following)
     where = f"sequence {target.sequence!r} frame {target.frame_index}"
     for s in sets:
         _check(s, where)
-        if s.camera_names != target.camera_names:
-            raise ClipError(f"{where}: camera names differ between frames")
-    h, w = target.image_size
-    sx, sy = width / w, height / h
-    order = np.argsort([reference_stamp(s) for s in sets])
-    ref = np.array([reference_stamp(s) for s in sets])[order]
-    if np.any(np.diff(ref) <= 0):
-        raise ClipError(f"{where}: the three frames do not have increasing stamps")
-    ego = np.stack([s.ego_pose for s in sets])[order]
-    stamps = np.stack([np.asarray(s.stamps_ns, dtype=np.int64) for s in sets])
-    cam2world = camera_poses(ego, ref, target.cam2ego, stamps)
-    depth = reflective = None
-    if target.depth is not None:
-        depth = torch.from_numpy(_resize_nearest(target.depth.astype(np.float32), height, width))[:, None]
-    if target.reflective is not None:
-        ref_mask = _resize_nearest(target.reflective.astype(np.uint8), height, width)
-        reflective = torch.from_numpy(ref_mask.astype(bool))[:, None]
-    K = np.stack([scale_intrinsics(k, sx, sy) for k in target.K])
-    adjacent = ring_neighbours([Camera(name, K[i], target.cam2ego[i], width, height)
+        if s.camera_names != target.camera_names or s.image_size != target.image_size:
+            raise ClipError(f"{where}: camera names or image sizes differ between frames")
+    if not previous.stamps_ns.min() < target.stamps_ns.min() < following.stamps_ns.min():
+        raise ClipError(f"{where}: frames t-1, t, t+1 do not have increasing stamps")
+    height, width = target.image_size
+    images = np.stack([s.images for s in sets])
+    adjacent = ring_neighbours([Camera(name, target.K[i], target.cam2ego[i], width, height)
                                 for i, name in enumerate(target.camera_names)])
     return SurroundClip(
-        images=torch.stack([_resize_images(s.images, height, width) for s in sets]),
-        K=torch.from_numpy(K).float(),
-        cam2ego=torch.from_numpy(target.cam2ego).float(),
-        cam2world=cam2world,
+        images=torch.from_numpy(images).permute(0, 1, 4, 2, 3).float() / 255.0,
+        K=torch.from_numpy(np.asarray(target.K)).float(),
+        cam2ego=torch.from_numpy(np.asarray(target.cam2ego)).float(),
+        cam2world=np.stack([camera_to_world(s, where) for s in sets]),
         adjacent=adjacent,
-        depth=depth,
-        reflective=reflective,
+        depth=None if target.depth is None else torch.from_numpy(target.depth.astype(np.float32))[:, None],
+        reflective=None if target.reflective is None else torch.from_numpy(target.reflective)[:, None],
         name=f"{target.sequence}/{target.frame_index}",
     )
 
 
+class Clips(Sequence[SurroundClip]):
+    """Clips (t-1, t, t+1) of sequences of frames, built on demand from resized frames.
+
+    ``frames`` maps a sequence name to its frames: frame index -> a function reading that frame.
+    Resized frames are cached (a few hundred kB each at training size), so each file is read once.
+    """
+
+    def __init__(self, frames: dict[str, dict[int, Callable[[], SurroundSample]]], height: int, width: int,
+                 max_clips: int | None = None) -> None:
+        self.height, self.width = height, width
+        self._frames = frames
+        self._index = [(seq, t) for seq in sorted(frames) for t in sorted(frames[seq])
+                       if t - 1 in frames[seq] and t + 1 in frames[seq]]
+        if max_clips is not None:
+            self._index = _spread(self._index, max_clips)
+        self._cache: dict[tuple[str, int], SurroundSample] = {}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def frame(self, sequence: str, index: int) -> SurroundSample:
+        key = (sequence, index)
+        if key not in self._cache:
+            self._cache[key] = resize_sample(self._frames[sequence][index](), self.height, self.width)
+        return self._cache[key]
+
+    def __getitem__(self, i: int) -> SurroundClip:  # type: ignore[override]
+        seq, t = self._index[i]
+        return make_clip(self.frame(seq, t), self.frame(seq, t - 1), self.frame(seq, t + 1))
+
+
+def _spread(items: list, count: int) -> list:
+    """``count`` items spread evenly over ``items`` (all of them when there are fewer)."""
+    if count >= len(items):
+        return items
+    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in picks]
+
+
 def clips_from_samples(samples: Iterable[SurroundSample], height: int, width: int,
-                       max_clips: int | None = None) -> list[SurroundClip]:
-    """All clips of consecutive frames (t-1, t, t+1) in ``samples``, grouped by ``sequence``."""
-    by_sequence: dict[str, dict[int, SurroundSample]] = defaultdict(dict)
+                       max_clips: int | None = None) -> Clips:
+    """Clips of consecutive frames of in-memory ``samples``, grouped by ``sequence``."""
+    frames: dict[str, dict[int, Callable[[], SurroundSample]]] = defaultdict(dict)
     for sample in samples:
-        by_sequence[sample.sequence][sample.frame_index] = sample
-    clips = []
-    for sequence in sorted(by_sequence):
-        frames = by_sequence[sequence]
-        for t in sorted(frames):
-            if t - 1 in frames and t + 1 in frames:
-                clips.append(make_clip(frames[t], frames[t - 1], frames[t + 1], height, width))
-                if max_clips is not None and len(clips) >= max_clips:
-                    return clips
+        frames[sample.sequence][sample.frame_index] = (lambda s=sample: s)
+    return Clips(dict(frames), height, width, max_clips)
+
+
+def read_synth_frame(path: Path, sequence: str, frame_index: int,
+                     camera_names: tuple[str, ...]) -> SurroundSample:
+    """One SynthSurround frame file (format of ``fsmde_ros.synth.dataset``) as a ``SurroundSample``."""
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in SYNTH_KEYS}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ClipError(f"{path}: not a readable SynthSurround frame ({exc})") from exc
+    if arrays["images"].shape[0] != len(camera_names):
+        raise ClipError(f"{path}: {arrays['images'].shape[0]} images for a rig of "
+                        f"{len(camera_names)} cameras")
+    return SurroundSample(
+        images=arrays["images"], K=arrays["K"], cam2ego=arrays["cam2ego"],
+        sparse_depth=np.full(arrays["depth"].shape, np.nan, np.float32),
+        camera_names=camera_names, stamps_ns=arrays["stamps_ns"],
+        ego_pose=arrays["ego_pose"], depth=arrays["depth"], reflective=arrays["reflective"],
+        sequence=sequence, frame_index=frame_index, camera_ego_poses=arrays["camera_ego_poses"])
+
+
+SYNTH_KEYS = ("images", "K", "cam2ego", "stamps_ns", "ego_pose", "camera_ego_poses", "depth", "reflective")
+
+
+def load_clips(root: str | Path, split: str, height: int, width: int, max_clips: int | None = None) -> Clips:
+    """Clips of a SynthSurround split directory ``root/split/<sequence>/frame_<k>.npz``."""
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise ClipError(f"{split_dir}: no such SynthSurround split directory")
+    names = tuple(load_rig(Path(root) / "rig.yaml").names)
+    frames: dict[str, dict[int, Callable[[], SurroundSample]]] = {}
+    for seq_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        files = {int(f.stem.split("_")[1]): f for f in seq_dir.glob("frame_*.npz")}
+        frames[seq_dir.name] = {k: (lambda f=f, k=k, seq=seq_dir.name: read_synth_frame(f, seq, k, names))
+                                for k, f in files.items()}
+    clips = Clips(frames, height, width, max_clips)
+    if len(clips) == 0:
+        raise ClipError(f"{split_dir}: no sequence has three consecutive frames")
     return clips

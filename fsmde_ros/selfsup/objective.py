@@ -88,6 +88,20 @@ def reproject(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, alpha
                         torch.log(picked.clamp(min=1e-6)))
 
 
+@torch.no_grad()
+def predict_reflection_mask(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, log_l: torch.Tensor,
+                            weights: LossWeights) -> torch.Tensor:
+    """Reflection mask (N, 1, H, W) of the clip's target cameras from depth and the diffuse images."""
+    rep = reproject(depth, clip, views, weights.ssim_alpha, log_l)
+    return reflection_mask(rep.rgb, _diffuse(rep), rep.seen, weights.mask_confidence)
+
+
+def _diffuse(rep: Reprojection) -> torch.Tensor:
+    if rep.diffuse is None:
+        raise ValueError("reprojection was computed without diffuse images")
+    return rep.diffuse
+
+
 def baseline_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews,
                   weights: LossWeights) -> dict[str, torch.Tensor]:
     """Self-supervised baseline: min-reprojection SSIM + L1 with auto-masking, plus smoothness."""
@@ -106,11 +120,11 @@ def decomposition_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceVie
     3 * N images of the clip (frame-major)."""
     rep = reproject(depth, clip, views, weights.ssim_alpha, log_l)
     if use_mask:
-        mask = reflection_mask(rep.rgb.detach(), rep.diffuse.detach(), rep.seen, weights.mask_confidence)
+        mask = reflection_mask(rep.rgb.detach(), _diffuse(rep).detach(), rep.seen, weights.mask_confidence)
     else:
         mask = torch.zeros_like(rep.rgb_keep)
     photometric = masked_mean(rep.rgb, rep.rgb_keep & ~mask)
-    diffuse = masked_mean(rep.diffuse, rep.diffuse_keep)
+    diffuse = masked_mean(_diffuse(rep), rep.diffuse_keep)
     recon = reconstruction_loss(clip.images.reshape(-1, 3, *clip.images.shape[-2:]), log_l, log_r)
     contrast = contrastive_loss(rep.diffuse_target, rep.diffuse_positive, rep.diffuse_keep,
                                 generator=generator)

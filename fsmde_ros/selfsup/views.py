@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fsmde_ros.selfsup.poses import ego_motion_to_camera, ego_pose_at, relative_transform
+from fsmde_ros.selfsup.poses import ego_motion_to_camera, relative_transform
 
 TARGET, PREVIOUS, NEXT = 0, 1, 2
 NUM_TEMPORAL = 2
@@ -34,21 +34,6 @@ class SurroundClip:
     @property
     def num_cameras(self) -> int:
         return int(self.images.shape[1])
-
-
-def camera_poses(ego_poses: np.ndarray, reference_ns: np.ndarray, cam2ego: np.ndarray,
-                 stamps_ns: np.ndarray) -> np.ndarray:
-    """cam2world (F, N, 4, 4) of N cameras in F sets, each at its own stamp (F, N).
-
-    ``ego_poses`` (F, 4, 4) are base_link -> world at the sets' ``reference_ns`` (F,); the pose at a
-    camera's stamp is interpolated between them (extrapolated at the ends).
-    """
-    frames, cams = stamps_ns.shape
-    out = np.empty((frames, cams, 4, 4))
-    for f in range(frames):
-        for c in range(cams):
-            out[f, c] = ego_pose_at(reference_ns, ego_poses, int(stamps_ns[f, c])) @ cam2ego[c]
-    return out
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""YAML recipes of self-supervised training (``config/recipes/selfsup_*.yaml``).
+
+A recipe names a ``stage``: ``baseline`` (photometric self-supervision), ``decomposition`` (the same
+plus the intrinsic decomposition branch and the reflection-masked depth loss) or ``distill``
+(a student regresses the mask-fused pseudo depth of the two teachers). Relative paths are resolved
+against the current directory. ``--set section.key=value`` overrides any field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from fsmde_ros.selfsup.objective import LossWeights
+
+STAGES = ("baseline", "decomposition", "distill")
+POSE_SOURCES = ("ego", "network")
+
+
+class RecipeError(ValueError):
+    """A recipe is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class DataSection:
+    root: str = "data/synth"
+    split: str = "student-train"
+    height: int = 96
+    width: int = 160
+    max_clips: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    profile: str = "cpu"  # architecture (channel widths, bins, depth range) of this student profile
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    steps: int = 1000
+    lr: float = 2e-4
+    log_every: int = 10
+    checkpoint_every: int = 100
+    threads: int = 1
+    mask_warmup: int = 0  # decomposition: steps before the reflection mask is applied
+
+
+@dataclass(frozen=True)
+class TeachersSection:
+    baseline: str = ""  # run directory of the baseline stage
+    decomposition: str = ""  # run directory of the decomposition stage
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    stage: str
+    out: str
+    seed: int = 0
+    pose: str = "ego"
+    init: str = ""  # run directory whose depth network initialises this one
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossWeights = field(default_factory=LossWeights)
+    train: TrainSection = field(default_factory=TrainSection)
+    teachers: TeachersSection = field(default_factory=TeachersSection)
+
+
+SECTIONS = {"data": DataSection, "model": ModelSection, "loss": LossWeights, "train": TrainSection,
+            "teachers": TeachersSection}
+
+
+def _typed(value: object, annotation: str, where: str) -> object:
+    if annotation in ("int", "int | None"):
+        if value is None and annotation == "int | None":
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise RecipeError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise RecipeError(f"{where}: unsupported field type {annotation}")
+
+
+def _section(cls: type, data: object, where: str) -> object:
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {unknown} (known: {sorted(known)})")
+    return cls(**{k: _typed(v, str(known[k].type), f"{where}.{k}") for k, v in data.items()})
+
+
+def recipe_from_dict(data: dict, source: str) -> Recipe:
+    """Build and validate a recipe; every error names ``source`` and the field."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a mapping")
+    top = {"name", "stage", "out", "seed", "pose", "init", *SECTIONS}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise RecipeError(f"{source}: unknown top-level key(s) {unknown}")
+    for key in ("name", "stage", "out"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise RecipeError(f"{source}: '{key}' must be a non-empty string")
+    recipe = Recipe(
+        name=data["name"], stage=data["stage"], out=data["out"],
+        seed=_typed(data.get("seed", 0), "int", f"{source}: seed"),
+        pose=_typed(data.get("pose", "ego"), "str", f"{source}: pose"),
+        init=_typed(data.get("init", ""), "str", f"{source}: init"),
+        **{name: _section(cls, data.get(name), f"{source}: {name}") for name, cls in SECTIONS.items()},
+    )
+    validate(recipe, source)
+    return recipe
+
+
+def validate(recipe: Recipe, source: str) -> None:
+    if recipe.stage not in STAGES:
+        raise RecipeError(f"{source}: stage must be one of {STAGES}, got {recipe.stage!r}")
+    if recipe.pose not in POSE_SOURCES:
+        raise RecipeError(f"{source}: pose must be one of {POSE_SOURCES}, got {recipe.pose!r}")
+    d, t = recipe.data, recipe.train
+    if d.height <= 0 or d.width <= 0 or d.height % 32 or d.width % 32:
+        raise RecipeError(f"{source}: data.height and data.width must be positive multiples of 32 (the "
+                          f"student's five stride-2 stages), got {d.height}x{d.width}")
+    if d.max_clips is not None and d.max_clips < 1:
+        raise RecipeError(f"{source}: data.max_clips must be >= 1 or null, got {d.max_clips}")
+    for key in ("steps", "log_every", "checkpoint_every", "threads"):
+        if getattr(t, key) < 1:
+            raise RecipeError(f"{source}: train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.lr <= 0:
+        raise RecipeError(f"{source}: train.lr must be > 0, got {t.lr}")
+    if t.mask_warmup < 0:
+        raise RecipeError(f"{source}: train.mask_warmup must be >= 0, got {t.mask_warmup}")
+    if not 0 < recipe.loss.mask_confidence < 1:
+        raise RecipeError(f"{source}: loss.mask_confidence must be in (0, 1), "
+                          f"got {recipe.loss.mask_confidence}")
+    for f in fields(LossWeights):
+        if getattr(recipe.loss, f.name) < 0:
+            raise RecipeError(f"{source}: loss.{f.name} must be >= 0")
+    if recipe.stage == "distill" and not (recipe.teachers.baseline and recipe.teachers.decomposition):
+        raise RecipeError(f"{source}: stage 'distill' needs teachers.baseline and teachers.decomposition")
+
+
+def _override(data: dict, text: str) -> None:
+    if "=" not in text:
+        raise RecipeError(f"override {text!r}: expected section.key=value")
+    key, value = text.split("=", 1)
+    path = key.strip().split(".")
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"override {text!r}: {part!r} is not a section")
+    node[path[-1]] = yaml.safe_load(value)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate the recipe at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping")
+    for text in overrides or []:
+        _override(data, text)
+    return recipe_from_dict(data, str(path))
+
