@@ -123,9 +123,12 @@ class DeployStudent(nn.Module):
 
 
 def images_to_tensor(images: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB (..., H, W, 3) -> float (..., 3, H, W) in [0, 1], the input of ``StudentNet``."""
+    """uint8 RGB (..., H, W, 3) -> float (..., 3, H, W) in [0, 1], the input of ``StudentNet``.
+
+    The cast comes first: TensorRT accepts a uint8 network input only straight into a cast.
+    """
     lead = tuple(range(images.ndim - 3))
-    return images.permute(*lead, images.ndim - 1, images.ndim - 3, images.ndim - 2).float() / 255.0
+    return images.float().permute(*lead, images.ndim - 1, images.ndim - 3, images.ndim - 2) / 255.0
 
 
 def build_student(profile: str | ModelConfig = "cpu", seed: int | None = None) -> StudentNet:
