@@ -18,7 +18,13 @@ from fsmde_ros.model import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, make_clip
 from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown
-from fsmde_ros.selfsup.objective import reproject
+from fsmde_ros.selfsup.objective import (
+    LossWeights,
+    baseline_loss,
+    decomposition_loss,
+    predict_reflection_mask,
+    score_views,
+)
 from fsmde_ros.selfsup.photometric import masked_mean
 from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
@@ -137,23 +143,29 @@ def test_true_depth_reprojects_the_lambertian_scene_and_the_mask_finds_the_mirro
     clip = make_clip(samples[1], samples[0], samples[2])
     views = source_views(clip)
     diffuse_all = torch.from_numpy(np.stack([diffuse[1], diffuse[0], diffuse[2]])).permute(0, 1, 4, 2, 3)
-    log_l = torch.log(diffuse_all.reshape(-1, 3, H, W).float().clamp(min=1e-3))
-    rep = reproject(clip.depth, clip, views, 0.85, log_l)
+    frames = clip.images.reshape(-1, 3, H, W)
+    rgb = score_views(frames, clip.depth, clip, views, 0.85)
+    dif = score_views(diffuse_all.reshape(-1, 3, H, W).float(), clip.depth, clip, views, 0.85)
     truth = clip.reflective
-    lambertian = rep.rgb_keep & ~truth
+    lambertian = rgb.keep & ~truth
     # warping with the true depth and poses explains every Lambertian pixel (up to resampling)
-    assert float(masked_mean(rep.rgb, lambertian)) < 0.02
-    assert float(masked_mean(rep.diffuse, rep.diffuse_keep)) < 0.02
-    assert float(masked_mean(rep.rgb, rep.seen & truth)) > 20 * float(masked_mean(rep.rgb, lambertian))
+    assert float(masked_mean(rgb.best, lambertian)) < 0.02
+    assert float(masked_mean(dif.best, dif.keep)) < 0.02
+    assert float(masked_mean(rgb.best, rgb.seen & truth)) > 20 * float(masked_mean(rgb.best, lambertian))
+    # the picked source is the warped image itself where the warp is exact
+    assert float(masked_mean((dif.picked - frames[:6]).abs().mean(1, keepdim=True), dif.keep & ~truth)) < 0.02
     # the mirror shows a reflection at infinity: it looks the same from the previous frame, so
     # auto-masking drops most of it from the RGB loss, while the reflection mask must still see it
-    assert float((rep.rgb_keep & truth).sum() / truth.sum()) < 0.1
-    mask = reflection_mask(rep.rgb, rep.diffuse, rep.seen, confidence=0.99)
-    recall = float((mask & truth).sum() / (truth & rep.seen).sum())
+    assert float((rgb.keep & truth).sum() / truth.sum()) < 0.1
+    mask = reflection_mask(rgb.best, dif.best, rgb.seen, confidence=0.99)
+    recall = float((mask & truth).sum() / (truth & rgb.seen).sum())
     precision = float((mask & truth).sum() / mask.sum())
     near_truth = torch.nn.functional.max_pool2d(truth.float(), 5, 1, 2) > 0  # the SSIM window's reach
     assert recall > 0.95 and precision > 0.8
     assert bool(near_truth[mask].all())
+    # the same through the objective's helper, with log L
+    log_l = torch.log(diffuse_all.reshape(-1, 3, H, W).float())
+    torch.testing.assert_close(predict_reflection_mask(clip.depth, clip, views, log_l, LossWeights()), mask)
 
 
 def _recipe(tmp_path, stage: str, name: str, **extra) -> Recipe:
@@ -243,3 +255,22 @@ def test_load_clips_reads_a_synthsurround_split(tmp_path, toy):
     (seq / "frame_0001.npz").write_bytes(b"broken")
     with pytest.raises(ClipError, match=r"frame_0001\.npz: not a readable SynthSurround frame"):
         load_clips(tmp_path, "test", H, W)[0]
+
+
+def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):
+    samples, diffuse = toy
+    clip = make_clip(samples[1], samples[0], samples[2])
+    views = source_views(clip)
+    depth = (clip.depth * 1.1).requires_grad_()
+    log_l = torch.log(torch.from_numpy(np.stack([diffuse[1], diffuse[0], diffuse[2]])).permute(0, 1, 4, 2, 3)
+                      .reshape(-1, 3, H, W).float().clamp(min=1e-3)).requires_grad_()
+    log_r = torch.zeros_like(log_l, requires_grad=True)
+    decomposition_loss(depth, clip, views, log_l, log_r, LossWeights(), use_mask=False)["loss"].backward()
+    grad_decomposition = depth.grad.clone()
+    assert float(log_l.grad.abs().sum()) > 0
+    depth.grad = None
+    baseline_loss(depth, clip, views, LossWeights())["loss"].backward()
+    torch.testing.assert_close(grad_decomposition, depth.grad)
+    # with the mask, masked pixels take the diffuse error instead of the RGB error
+    out = decomposition_loss(depth.detach(), clip, views, log_l.detach(), log_r.detach(), LossWeights())
+    assert 0 < float(out["mask_fraction"]) < 0.2

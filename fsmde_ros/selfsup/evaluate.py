@@ -24,7 +24,7 @@ import torch
 
 from fsmde_ros.evaluation import EvalConfig, image_metrics
 from fsmde_ros.selfsup.data import load_clips
-from fsmde_ros.selfsup.objective import LossWeights, predict_reflection_mask, reproject
+from fsmde_ros.selfsup.objective import LossWeights, predict_reflection_mask, score_views
 from fsmde_ros.selfsup.train import load_depth, load_intrinsic, predict_depth
 from fsmde_ros.selfsup.views import TARGET, SurroundClip, source_views
 
@@ -76,7 +76,8 @@ def evaluate_mask(depth_model: torch.nn.Module, intrinsic: torch.nn.Module, clip
             log_l, _ = intrinsic(clip.images.reshape(-1, *clip.images.shape[2:]))
             views = source_views(clip)
             mask = predict_reflection_mask(depth, clip, views, log_l, weights)
-            seen = reproject(depth, clip, views, weights.ssim_alpha).seen
+            frames = clip.images.reshape(-1, *clip.images.shape[2:])
+            seen = score_views(frames, depth, clip, views, weights.ssim_alpha).seen
         tp += int((mask & truth).sum())
         predicted += int(mask.sum())
         true += int(truth.sum())

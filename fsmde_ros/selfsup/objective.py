@@ -33,80 +33,55 @@ class LossWeights:
 
 
 @dataclass
-class Reprojection:
+class ViewScores:
     """Per-pixel minimum reprojection errors (N, 1, H, W) of the target cameras and where they count."""
 
-    rgb: torch.Tensor
-    rgb_keep: torch.Tensor  # seen by a source and not auto-masked: where the RGB depth loss counts
+    best: torch.Tensor  # minimum photometric error over the source views
+    keep: torch.Tensor  # seen by a source and not auto-masked: where a photometric loss counts
     seen: torch.Tensor  # seen by at least one source: where the reflection mask is decided
-    diffuse: torch.Tensor | None = None
-    diffuse_keep: torch.Tensor | None = None
-    diffuse_target: torch.Tensor | None = None  # log L of the targets (N, 3, H, W)
-    diffuse_positive: torch.Tensor | None = None  # log of the best warped source L (N, 3, H, W)
+    picked: torch.Tensor  # (N, C, H, W) the warped source of minimum error at each pixel
 
 
-def reproject(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, alpha: float,
-              log_l: torch.Tensor | None = None) -> Reprojection:
-    """Warp every source view into its target camera with ``depth`` (N, 1, H, W) and score it.
-
-    ``log_l`` (3 * N, 3, H, W), the diffuse log images of all frames, is warped along with the RGB.
-    """
+def score_views(frames: torch.Tensor, depth: torch.Tensor, clip: SurroundClip, views: SourceViews,
+                alpha: float) -> ViewScores:
+    """Warp the source views of ``frames`` (3 * N, C, H, W: all images of the clip, frame-major, RGB
+    or diffuse) into their target cameras with ``depth`` (N, 1, H, W) and score them."""
     n, s = views.index.shape
-    _, _, _, h, w = clip.images.shape
-    flat = clip.images.reshape(-1, 3, h, w)
-    if log_l is not None:
-        flat = torch.cat([flat, torch.exp(log_l)], dim=1)
-    channels = flat.shape[1]
-    sources = flat[views.index.reshape(-1)]
-    K_target = clip.K.repeat_interleave(s, dim=0)
-    K_source = clip.K[views.camera.reshape(-1)]
-    warped, valid = inverse_warp(sources, depth.repeat_interleave(s, dim=0), K_target, K_source,
+    c, h, w = frames.shape[1:]
+    warped, valid = inverse_warp(frames[views.index.reshape(-1)], depth.repeat_interleave(s, dim=0),
+                                 clip.K.repeat_interleave(s, dim=0), clip.K[views.camera.reshape(-1)],
                                  views.transforms.reshape(-1, 4, 4))
-    warped = warped.reshape(n, s, channels, h, w)
+    warped = warped.reshape(n, s, c, h, w)
     valid = valid.reshape(n, s, h, w) & views.exists[..., None, None]
-    target = flat[TARGET * n:(TARGET + 1) * n]
-    temporal_sources = flat[views.index[:, :NUM_TEMPORAL].reshape(-1)]
-    temporal_sources = temporal_sources.reshape(n, NUM_TEMPORAL, channels, h, w)
+    target = frames[TARGET * n:(TARGET + 1) * n]
+    errors = photometric_error(warped.reshape(n * s, c, h, w), target.repeat_interleave(s, dim=0),
+                               alpha).reshape(n, s, h, w)
+    identity = photometric_error(frames[views.index[:, :NUM_TEMPORAL].reshape(-1)],
+                                 target.repeat_interleave(NUM_TEMPORAL, dim=0), alpha)
+    best, keep = min_reprojection(errors, valid, identity.reshape(n, NUM_TEMPORAL, h, w))
+    choice = torch.where(valid, errors, torch.full_like(errors, float("inf"))).argmin(1)
+    picked = torch.gather(warped, 1, choice[:, None, None].expand(n, 1, c, h, w))[:, 0]
+    return ViewScores(best, keep, valid.any(dim=1, keepdim=True), picked)
 
-    def score(c0: int, c1: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        tgt = target[:, c0:c1]
-        errors = photometric_error(warped[:, :, c0:c1].reshape(n * s, c1 - c0, h, w),
-                                   tgt.repeat_interleave(s, dim=0), alpha).reshape(n, s, h, w)
-        identity = photometric_error(temporal_sources[:, :, c0:c1].reshape(-1, c1 - c0, h, w),
-                                     tgt.repeat_interleave(NUM_TEMPORAL, dim=0), alpha)
-        best, keep = min_reprojection(errors, valid, identity.reshape(n, NUM_TEMPORAL, h, w))
-        return best, keep, errors
 
-    rgb, rgb_keep, _ = score(0, 3)
-    seen = valid.any(dim=1, keepdim=True)
-    if log_l is None:
-        return Reprojection(rgb, rgb_keep, seen)
-    diffuse, diffuse_keep, diffuse_errors = score(3, 6)
-    choice = torch.where(valid, diffuse_errors, torch.full_like(diffuse_errors, float("inf"))).argmin(1)
-    picked = torch.gather(warped[:, :, 3:6], 1, choice[:, None, None].expand(n, 1, 3, h, w))[:, 0]
-    return Reprojection(rgb, rgb_keep, seen, diffuse, diffuse_keep, log_l[TARGET * n:(TARGET + 1) * n],
-                        torch.log(picked.clamp(min=1e-6)))
+def _frames(clip: SurroundClip) -> torch.Tensor:
+    return clip.images.reshape(-1, *clip.images.shape[2:])
 
 
 @torch.no_grad()
 def predict_reflection_mask(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, log_l: torch.Tensor,
                             weights: LossWeights) -> torch.Tensor:
     """Reflection mask (N, 1, H, W) of the clip's target cameras from depth and the diffuse images."""
-    rep = reproject(depth, clip, views, weights.ssim_alpha, log_l)
-    return reflection_mask(rep.rgb, _diffuse(rep), rep.seen, weights.mask_confidence)
-
-
-def _diffuse(rep: Reprojection) -> torch.Tensor:
-    if rep.diffuse is None:
-        raise ValueError("reprojection was computed without diffuse images")
-    return rep.diffuse
+    rgb = score_views(_frames(clip), depth, clip, views, weights.ssim_alpha)
+    diffuse = score_views(torch.exp(log_l), depth, clip, views, weights.ssim_alpha)
+    return reflection_mask(rgb.best, diffuse.best, rgb.seen, weights.mask_confidence)
 
 
 def baseline_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews,
                   weights: LossWeights) -> dict[str, torch.Tensor]:
     """Self-supervised baseline: min-reprojection SSIM + L1 with auto-masking, plus smoothness."""
-    rep = reproject(depth, clip, views, weights.ssim_alpha)
-    photometric = masked_mean(rep.rgb, rep.rgb_keep)
+    rgb = score_views(_frames(clip), depth, clip, views, weights.ssim_alpha)
+    photometric = masked_mean(rgb.best, rgb.keep)
     smooth = edge_aware_smoothness(1.0 / depth, clip.images[TARGET])
     return {"loss": photometric + weights.smoothness * smooth, "photometric": photometric,
             "smoothness": smooth}
@@ -115,23 +90,36 @@ def baseline_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews,
 def decomposition_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, log_l: torch.Tensor,
                        log_r: torch.Tensor, weights: LossWeights, use_mask: bool = True,
                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Decomposition-aware objective: RGB photometric loss outside the reflection mask, diffuse
-    cross-view loss everywhere, decomposition losses, smoothness. ``log_l``/``log_r`` cover all
-    3 * N images of the clip (frame-major)."""
-    rep = reproject(depth, clip, views, weights.ssim_alpha, log_l)
+    """Decomposition-aware objective; ``log_l``/``log_r`` cover all 3 * N images of the clip.
+
+    - the decomposition branch learns from reconstruction, sparsity, the contrastive term and the
+      cross-view diffuse loss, with the depth held fixed (the depth aligns the views for it);
+    - the depth learns from the RGB photometric loss outside the reflection mask and, inside it, from
+      the photometric loss of the (fixed) diffuse images, which the reflection does not corrupt.
+    """
+    diffuse_images = torch.exp(log_l)
+    rgb = score_views(_frames(clip), depth, clip, views, weights.ssim_alpha)
+    diffuse = score_views(diffuse_images, depth.detach(), clip, views, weights.ssim_alpha)
     if use_mask:
-        mask = reflection_mask(rep.rgb.detach(), _diffuse(rep).detach(), rep.seen, weights.mask_confidence)
+        mask = reflection_mask(rgb.best.detach(), diffuse.best.detach(), rgb.seen, weights.mask_confidence)
     else:
-        mask = torch.zeros_like(rep.rgb_keep)
-    photometric = masked_mean(rep.rgb, rep.rgb_keep & ~mask)
-    diffuse = masked_mean(_diffuse(rep), rep.diffuse_keep)
-    recon = reconstruction_loss(clip.images.reshape(-1, 3, *clip.images.shape[-2:]), log_l, log_r)
-    contrast = contrastive_loss(rep.diffuse_target, rep.diffuse_positive, rep.diffuse_keep,
-                                generator=generator)
+        mask = torch.zeros_like(rgb.keep)
+    if bool(mask.any()):
+        diffuse_for_depth = score_views(diffuse_images.detach(), depth, clip, views, weights.ssim_alpha)
+        depth_error = torch.where(mask, diffuse_for_depth.best, rgb.best)
+        depth_keep = torch.where(mask, diffuse_for_depth.keep, rgb.keep)
+    else:
+        depth_error, depth_keep = rgb.best, rgb.keep
+    photometric = masked_mean(depth_error, depth_keep)
+    cross_view = masked_mean(diffuse.best, diffuse.keep)
+    n = clip.num_cameras
+    recon = reconstruction_loss(_frames(clip), log_l, log_r)
+    contrast = contrastive_loss(log_l[TARGET * n:(TARGET + 1) * n], torch.log(diffuse.picked.clamp(min=1e-6)),
+                                diffuse.keep, generator=generator)
     sparse = sparsity_loss(log_r)
     smooth = edge_aware_smoothness(1.0 / depth, clip.images[TARGET])
-    total = (photometric + weights.diffuse * diffuse + weights.reconstruction * recon
+    total = (photometric + weights.diffuse * cross_view + weights.reconstruction * recon
              + weights.contrastive * contrast + weights.sparsity * sparse + weights.smoothness * smooth)
-    return {"loss": total, "photometric": photometric, "diffuse": diffuse, "reconstruction": recon,
+    return {"loss": total, "photometric": photometric, "diffuse": cross_view, "reconstruction": recon,
             "contrastive": contrast, "sparsity": sparse, "smoothness": smooth,
             "mask_fraction": mask.float().mean(), "mask": mask}
