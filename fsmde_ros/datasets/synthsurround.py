@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fsmde_ros.datasets.errors import DatasetError
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.rig import load_rig
 
@@ -34,10 +35,6 @@ _FIELDS: dict[str, tuple[type, int | None]] = {
     "K": (np.float64, 3),
     "cam2ego": (np.float64, 3),
 }
-
-
-class DatasetError(ValueError):
-    """A dataset directory or file is missing or malformed; the message names the path and the problem."""
 
 
 def load_frame(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fsmde_ros.datasets.projection import sparse_depth_from_points
 from fsmde_ros.geometry import invert_transform, transform_points
 from fsmde_ros.rig import Camera
 from fsmde_ros.synth.raycast import SKY, SpinningView, trace
@@ -80,15 +81,5 @@ def lidar_points(
 def project_to_sparse_depth(points_world: np.ndarray, camera: Camera, camera_pose: np.ndarray) -> np.ndarray:
     """Sparse z-depth image (H, W) float32 of world points seen by ``camera`` at ``camera_pose``
     (optical -> world); the nearest point wins a pixel, NaN where no point lands."""
-    h, w = camera.height, camera.width
-    depth = np.full(h * w, np.inf, np.float32)
-    p = transform_points(invert_transform(camera_pose), points_world.astype(np.float64))
-    z = p[:, 2]
-    front = z > 0.1
-    p, z = p[front], z[front]
-    u = np.rint(camera.K[0, 0] * p[:, 0] / z + camera.K[0, 2]).astype(np.int64)
-    v = np.rint(camera.K[1, 1] * p[:, 1] / z + camera.K[1, 2]).astype(np.int64)
-    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    np.minimum.at(depth, v[inside] * w + u[inside], z[inside].astype(np.float32))
-    depth[~np.isfinite(depth)] = np.nan
-    return depth.reshape(h, w)
+    points = transform_points(invert_transform(camera_pose), points_world.astype(np.float64))
+    return sparse_depth_from_points(points, camera.K, camera.height, camera.width, min_depth=0.1)
