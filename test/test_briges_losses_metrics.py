@@ -1,60 +1,56 @@
-"""SSI + gradient-matching loss, affine-invariant alignment, hard-pixel masks and pooled metrics."""
+"""BriGeS loss (SSI + gradient matching), hard-pixel masks and the affine-invariant evaluator."""
 
+import numpy as np
 import pytest
 import torch
 
-from fsmde_ros.briges.losses import align_least_squares, gradient_matching_loss, ssi_gradient_loss
+from fsmde_ros.briges.losses import briges_loss, gradient_matching_loss, normalise_median_mad
 from fsmde_ros.briges.metrics import (
-    MetricAccumulator,
-    affine_aligned_depth,
+    AffineInvariantEvaluator,
+    headline,
     occlusion_boundary_mask,
     thin_structure_mask,
 )
+from fsmde_ros.evaluation import EvalConfig
 
 
-def test_least_squares_alignment_recovers_an_affine_map():
-    pred = torch.rand(2, 6, 7, dtype=torch.float64)
-    target = 3.0 * pred - 0.5
-    mask = torch.ones_like(pred, dtype=torch.bool)
-    torch.testing.assert_close(align_least_squares(pred, target, mask), target)
-
-
-def test_alignment_of_a_constant_prediction_falls_back_to_the_mean():
-    pred = torch.ones(1, 2, 2)
-    target = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    aligned = align_least_squares(pred, target, torch.ones_like(pred, dtype=torch.bool))
-    torch.testing.assert_close(aligned, torch.full_like(pred, 2.5))
-
-
-def test_ssi_loss_is_zero_for_affine_predictions_and_invariant_to_scale_and_shift():
+def test_loss_is_zero_for_affine_disparity_and_invariant_to_scale_and_shift():
     torch.manual_seed(0)
-    target = torch.rand(2, 16, 16) + 0.5
+    depth = torch.rand(2, 16, 16) * 30 + 2
     mask = torch.rand(2, 16, 16) > 0.2
-    exact = ssi_gradient_loss(0.2 * target + 4.0, target, mask)
+    exact = briges_loss(0.2 / depth + 4.0, depth, mask)
     assert float(exact["loss"]) == pytest.approx(0.0, abs=1e-4)
     pred = torch.rand(2, 16, 16)
-    a, b = ssi_gradient_loss(pred, target, mask), ssi_gradient_loss(7.0 * pred - 3.0, target, mask)
-    assert float(a["loss"]) > 0.1
+    a, b = briges_loss(pred, depth, mask), briges_loss(7.0 * pred + 3.0, depth, mask)
+    assert float(a["ssi"]) > 0.1 and float(a["gradient"]) > 0.1
     torch.testing.assert_close(a["loss"], b["loss"], rtol=1e-4, atol=1e-5)
-    assert set(a) == {"loss", "ssi", "gradient"}
+    torch.testing.assert_close(a["loss"], a["ssi"] + 0.5 * a["gradient"])
 
 
-def test_ssi_loss_ignores_invalid_and_masked_pixels():
-    target = torch.rand(1, 8, 8) + 0.5
-    pred = target.clone()
+def test_loss_ignores_nan_and_masked_pixels():
+    depth = torch.rand(1, 8, 8) * 10 + 1
+    pred = 1.0 / depth
     pred[0, :2] = 100.0
-    target_nan = target.clone()
-    target_nan[0, :2] = float("nan")
-    mask = torch.ones_like(target, dtype=torch.bool)
-    assert float(ssi_gradient_loss(pred, target_nan, mask)["loss"]) == pytest.approx(0.0, abs=1e-4)
+    depth_nan = depth.clone()
+    depth_nan[0, :2] = float("nan")
+    mask = torch.ones_like(depth, dtype=torch.bool)
+    assert float(briges_loss(pred, depth_nan, mask)["loss"]) == pytest.approx(0.0, abs=1e-4)
     mask[0, :2] = False
-    assert float(ssi_gradient_loss(pred, target, mask)["loss"]) == pytest.approx(0.0, abs=1e-4)
+    assert float(briges_loss(pred, depth, mask)["loss"]) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_normalisation_by_median_and_mean_absolute_deviation():
+    x = torch.tensor([[[1.0, 2.0, 6.0, 100.0]]])
+    mask = torch.tensor([[[True, True, True, False]]])
+    # median 2, mean |x - 2| = (1 + 0 + 4) / 3
+    expected = torch.tensor([[[-1.0, 0.0, 4.0, 0.0]]]) / (5.0 / 3.0)
+    torch.testing.assert_close(normalise_median_mad(x, mask), expected)
 
 
 def test_gradient_matching_by_hand():
     residual = torch.tensor([[[0.0, 1.0], [0.0, 3.0]]])
     mask = torch.ones_like(residual, dtype=torch.bool)
-    # x: |1| + |3| ; y: |0| + |2| ; over 4 valid pixels, a single scale
+    # x: |1| + |3|, y: |0| + |2|, over 4 valid pixels, one scale
     assert float(gradient_matching_loss(residual, mask, scales=1)) == pytest.approx(6.0 / 4.0)
     mask[0, 1, 1] = False
     assert float(gradient_matching_loss(residual, mask, scales=1)) == pytest.approx(1.0 / 3.0)
@@ -62,26 +58,7 @@ def test_gradient_matching_by_hand():
 
 def test_loss_shape_mismatch_is_rejected():
     with pytest.raises(ValueError, match="share one"):
-        ssi_gradient_loss(torch.rand(1, 4, 4), torch.rand(1, 4, 5), torch.ones(1, 4, 4, dtype=torch.bool))
-
-
-def test_affine_alignment_recovers_depth_from_affine_disparity_and_depth():
-    gt = torch.rand(2, 10, 12, dtype=torch.float64) * 40 + 2
-    gt[0, 0, 0] = float("nan")
-    d = affine_aligned_depth(5.0 / gt + 0.3, gt, "disparity", 0.5, 80.0)
-    valid = torch.isfinite(gt)
-    torch.testing.assert_close(d[valid], gt[valid])
-    d = affine_aligned_depth(0.1 * gt - 2.0, gt, "depth", 0.5, 80.0)
-    torch.testing.assert_close(d[valid], gt[valid])
-    with pytest.raises(ValueError, match="output space"):
-        affine_aligned_depth(gt, gt, "log", 0.5, 80.0)
-
-
-def test_affine_alignment_clips_to_the_depth_range():
-    gt = torch.tensor([[[1.0, 2.0, 4.0, 8.0]]], dtype=torch.float64)
-    pred = torch.tensor([[[1.0, 0.5, 0.25, -5.0]]], dtype=torch.float64)
-    d = affine_aligned_depth(pred, gt, "disparity", 0.5, 10.0)
-    assert float(d.max()) <= 10.0 and float(d.min()) >= 0.5
+        briges_loss(torch.rand(1, 4, 4), torch.rand(1, 4, 5), torch.ones(1, 4, 4, dtype=torch.bool))
 
 
 def test_occlusion_boundaries_follow_depth_jumps_and_sky():
@@ -108,14 +85,44 @@ def test_thin_structures_are_narrow_class_regions():
         thin_structure_mask(sem, width=1)
 
 
-def test_pooled_metrics_by_hand():
-    acc = MetricAccumulator()
-    gt = torch.tensor([1.0, 2.0, 4.0, 10.0])
-    depth = torch.tensor([1.1, 2.0, 6.0, 10.0])
-    acc.add("all", depth, gt, torch.tensor([True, True, True, False]))
-    acc.add("all", torch.tensor([5.0]), torch.tensor([4.0]), torch.tensor([True]))
-    result = acc.result()["all"]
-    assert result["pixels"] == 4
-    assert result["abs_rel"] == pytest.approx((0.1 + 0.0 + 0.5 + 0.25) / 4)
-    assert result["delta1"] == pytest.approx(2 / 4)  # 6/4 and 5/4 are not below 1.25
-    assert "empty" not in acc.result()
+def _scene():
+    depth = torch.full((2, 20, 20), 20.0)
+    depth[:, 5:15, 8:12] = 5.0  # a near box: boundaries on its sides
+    depth[:, :3] = float("nan")  # sky
+    semantic = torch.zeros(2, 20, 20, dtype=torch.long)
+    semantic[:, 5:15, 8:12] = 1
+    semantic[:, 3:20, 2:4] = 2  # a 2-pixel pole
+    return depth, semantic
+
+
+def test_evaluator_scores_an_affine_disparity_as_perfect_on_every_subset():
+    depth, semantic = _scene()
+    ev = AffineInvariantEvaluator(("a", "b"), EvalConfig(max_depth=80.0), thin_width=4)
+    ev.add(3.0 / depth.nan_to_num(1e3) + 0.2, depth, semantic)
+    h = headline(ev.result())
+    for subset in ("all", "boundary", "thin"):
+        assert h[f"{subset}_abs_rel"] == pytest.approx(0.0, abs=1e-5)
+        assert h[f"{subset}_a1"] == pytest.approx(1.0)
+    per_camera = {name: r["per_camera"]["a"]["pixels"] for name, r in ev.result().items()}
+    assert 0 < per_camera["boundary"] < per_camera["all"]
+
+
+def test_evaluator_errors_on_boundaries_show_in_the_boundary_subset():
+    depth, semantic = _scene()
+    disparity = 1.0 / depth.nan_to_num(1e3)
+    blurred = disparity.clone()
+    blurred[:, 5:15, 7] = blurred[:, 5:15, 12] = 0.5 * (1 / 5 + 1 / 20)  # the box edges smeared
+    ev = AffineInvariantEvaluator(("a", "b"), EvalConfig(max_depth=80.0), thin_width=4)
+    ev.add(blurred, depth, semantic)
+    h = headline(ev.result())
+    assert h["boundary_abs_rel"] > 1.5 * h["all_abs_rel"] > 0
+    with pytest.raises(ValueError, match="share one"):
+        ev.add(blurred[:, :10], depth, semantic)
+
+
+def test_headline_of_an_empty_subset_is_nan():
+    ev = AffineInvariantEvaluator(("a",), EvalConfig(max_depth=80.0))
+    depth = torch.full((1, 8, 8), 10.0)
+    ev.add(torch.full((1, 8, 8), 0.1), depth, torch.zeros(1, 8, 8, dtype=torch.long))
+    h = headline(ev.result())
+    assert np.isnan(h["thin_abs_rel"]) and np.isnan(h["boundary_a1"])

@@ -17,7 +17,7 @@ from transformers import (
 
 from fsmde_ros.briges.gate import GateConfig
 from fsmde_ros.briges.hf_adapters import DepthAnythingAdapter, SamEncoderAdapter
-from fsmde_ros.briges.losses import ssi_gradient_loss
+from fsmde_ros.briges.losses import briges_loss
 from fsmde_ros.briges.teacher import BrigesTeacher, read_gate_config
 
 SAM_VISION = {
@@ -146,7 +146,7 @@ def test_only_the_gate_trains_and_frozen_weights_stay_bit_identical(teacher):
     images, target = torch.rand(2, 3, 42, 56), torch.rand(2, 42, 56) + 0.1
     for _ in range(2):
         optimiser.zero_grad()
-        ssi_gradient_loss(teacher(images), target, torch.ones_like(target, dtype=torch.bool))[
+        briges_loss(teacher(images), target, torch.ones_like(target, dtype=torch.bool))[
             "loss"
         ].backward()
         assert all(p.grad is None for n, p in teacher.named_parameters() if not n.startswith("gate."))

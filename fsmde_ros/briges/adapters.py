@@ -1,8 +1,10 @@
 """The two small interfaces the Bridging Gate plugs into, so that any depth or segmentation model fits.
 
 Both take images as float tensors (B, 3, H, W), RGB in [0, 1]; each adapter does its own
-normalisation and resizing. A depth adapter splits its model at the encoder/decoder boundary; a
-segmentation adapter exposes one feature map of its (frozen) segmentation model.
+normalisation and resizing. A depth adapter splits its model at the encoder/decoder boundary and
+returns relative disparity (the project's teacher convention, see ``fsmde_ros.distill.teachers``:
+proportional to inverse depth up to an unknown positive scale and shift); a segmentation adapter
+exposes one feature map of its (frozen) segmentation model.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ from abc import ABC, abstractmethod
 
 import torch
 from torch import nn
-
-OUTPUT_SPACES = ("disparity", "depth")
-"""What a depth adapter's relative output is affine-related to: inverse depth or depth."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,8 +37,6 @@ def check_images(images: torch.Tensor, who: str) -> None:
 class DepthAdapter(nn.Module, ABC):
     """A relative-depth model split into ``encode`` (features per level) and ``decode``."""
 
-    output_space: str = "disparity"
-
     @property
     @abstractmethod
     def feature_channels(self) -> tuple[int, ...]:
@@ -51,7 +48,7 @@ class DepthAdapter(nn.Module, ABC):
 
     @abstractmethod
     def decode(self, features: list[torch.Tensor], image_size: tuple[int, int]) -> torch.Tensor:
-        """Relative depth (B, H, W) at ``image_size`` from (possibly gated) encoder features."""
+        """Relative disparity (B, H, W) at ``image_size`` from (possibly gated) encoder features."""
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The model alone: decode(encode(images))."""

@@ -59,6 +59,17 @@ def sincos_position_code(height: int, width: int, dim: int, device: torch.device
     return torch.cat([ang_y.sin(), ang_y.cos(), ang_x.sin(), ang_x.cos()], dim=1)
 
 
+def resize_features(features: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, C, H, W) features to (B, C, height, width): box-average by the integer part of the
+    downsampling factor (against aliasing), then bilinear to the exact grid (ONNX-exportable)."""
+    kh, kw = max(1, int(features.shape[2]) // height), max(1, int(features.shape[3]) // width)
+    if kh > 1 or kw > 1:
+        features = F.avg_pool2d(features, (kh, kw), stride=(kh, kw))
+    if tuple(features.shape[2:]) == (height, width):
+        return features
+    return F.interpolate(features, size=(height, width), mode="bilinear", align_corners=False)
+
+
 class GateBlock(nn.Module):
     """One level of the gate: x + CrossAttn(LN x, LN s), then x + SelfAttn(LN x)."""
 
@@ -85,16 +96,15 @@ class GateBlock(nn.Module):
 
     def forward(self, depth: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """Gate depth features (B, Cd, h, w) with segmentation features (B, Cs, h', w')."""
-        b, cd, h, w = depth.shape
-        if seg.shape[-2:] != (h, w):
-            seg = F.interpolate(seg, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        cd, h, w = (int(v) for v in depth.shape[1:])  # a static grid, a dynamic batch
+        seg = resize_features(seg, h, w)
         x = depth.flatten(2).transpose(1, 2)
         s = seg.flatten(2).transpose(1, 2)
         pos = sincos_position_code(h, w, self.dim, depth.device)
         x = x + self.cross(self.norm_depth(x), self.norm_seg(s), pos, pos)
         y = self.norm_self(x)
         x = x + self.self_attn(y, y, pos, pos)
-        return x.transpose(1, 2).reshape(b, cd, h, w)
+        return x.transpose(1, 2).reshape(-1, cd, h, w)
 
 
 class BridgingGate(nn.Module):

@@ -35,8 +35,6 @@ class DepthAnythingAdapter(DepthAdapter):
     rounded to the nearest multiple) and the relative disparity is resized back.
     """
 
-    output_space = "disparity"
-
     def __init__(self, model: nn.Module, input_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.model = model
@@ -71,7 +69,7 @@ class DepthAnythingAdapter(DepthAdapter):
 
     def encode(self, images: torch.Tensor) -> list[torch.Tensor]:
         check_images(images, "DepthAnythingAdapter")
-        size = self._network_size(images.shape[2], images.shape[3])
+        size = self._network_size(int(images.shape[2]), int(images.shape[3]))
         x = imagenet_normalise(images)
         if tuple(x.shape[2:]) != size:
             x = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
@@ -129,7 +127,7 @@ class SamEncoderAdapter(SegmentationAdapter):
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images, "SamEncoderAdapter")
-        h, w = images.shape[2], images.shape[3]
+        h, w = int(images.shape[2]), int(images.shape[3])
         scale = self.size / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         x = F.interpolate(imagenet_normalise(images), size=(nh, nw), mode="bilinear", align_corners=False)

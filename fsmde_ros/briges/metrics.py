@@ -1,46 +1,29 @@
-"""Affine-invariant depth metrics and the hard-pixel masks (occlusion boundaries, thin structures).
+"""Affine-invariant evaluation on all pixels and on the hardest ones (occlusion boundaries, thin
+structures), with the project's evaluation protocol (``fsmde_ros.evaluation``).
 
-A relative prediction is aligned to ground truth by least squares in its own output space
-(disparity: to 1/depth, the MiDaS / Depth Anything protocol; depth: to depth), converted to depth,
-clipped to [min_depth, max_depth], and scored on pixels whose ground-truth depth lies in that range.
+A relative disparity is aligned per image to the ground-truth depth by least squares
+(``fsmde_ros.distill.alignment.align_disparity``, mode ``lstsq``: the affine-invariant protocol of
+MiDaS / Depth Anything), then scored like any metric prediction. A pixel subset is scored by
+hiding the ground truth outside it, so every subset uses the same per-camera averaging.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fsmde_ros.briges.adapters import OUTPUT_SPACES
-from fsmde_ros.briges.losses import align_least_squares
+from fsmde_ros.distill.alignment import align_disparity
+from fsmde_ros.evaluation import EvalConfig, MetricAccumulator
 
-
-def affine_aligned_depth(
-    pred: torch.Tensor,
-    gt_depth: torch.Tensor,
-    space: str,
-    min_depth: float,
-    max_depth: float,
-) -> torch.Tensor:
-    """Metric depth (B, H, W) from a relative prediction aligned per image to ``gt_depth``."""
-    if space not in OUTPUT_SPACES:
-        raise ValueError(f"output space must be one of {OUTPUT_SPACES}, got {space!r}")
-    pred, gt = pred.double(), gt_depth.double()
-    valid = torch.isfinite(gt) & (gt >= min_depth) & (gt <= max_depth)
-    if space == "disparity":
-        target = torch.where(valid, 1.0 / gt.clamp_min(1e-6), torch.zeros_like(gt))
-        disparity = align_least_squares(pred, target, valid)
-        depth = 1.0 / disparity.clamp_min(1.0 / max_depth)
-    else:
-        depth = align_least_squares(pred, torch.nan_to_num(gt), valid)
-    return depth.clamp(min_depth, max_depth)
+SUBSETS = ("all", "boundary", "thin")
+"""Pixel subsets every evaluation reports."""
 
 
 def occlusion_boundary_mask(depth: torch.Tensor, log_ratio: float = 0.15, radius: int = 1) -> torch.Tensor:
-    """Pixels within ``radius`` of a depth discontinuity: neighbours differing by more than
+    """Pixels within ``radius`` of a depth discontinuity: a 3x3 neighbour differing by more than
     ``log_ratio`` in log depth; invalid (NaN, e.g. sky) neighbours count as infinitely far."""
-    log_d = torch.log(torch.nan_to_num(depth, nan=1e6).clamp_min(1e-3))[:, None]
+    log_d = torch.log(torch.nan_to_num(depth.float(), nan=1e6).clamp_min(1e-3))[:, None]
     pad = F.pad(log_d, (1, 1, 1, 1), mode="replicate")
     h, w = depth.shape[1], depth.shape[2]
     jump = torch.zeros_like(log_d, dtype=torch.bool)
@@ -54,36 +37,65 @@ def occlusion_boundary_mask(depth: torch.Tensor, log_ratio: float = 0.15, radius
 
 def thin_structure_mask(semantic: torch.Tensor, width: int = 5) -> torch.Tensor:
     """Pixels of class regions narrower than ``width`` pixels: a class mask minus its morphological
-    opening with a ``width`` x ``width`` square (poles, limbs, wires, sign posts, ...)."""
+    opening with a ``width`` x ``width`` square (poles, limbs, sign posts, ...)."""
     if width < 2:
         raise ValueError(f"thin-structure width must be at least 2 pixels, got {width}")
     thin = torch.zeros(semantic.shape, dtype=torch.bool, device=semantic.device)
-    pad_lo, pad_hi = (width - 1) // 2, width // 2
+    lo, hi = (width - 1) // 2, width // 2
     for cls in torch.unique(semantic).tolist():
         m = (semantic == cls).float()[:, None]
-        eroded = -F.max_pool2d(F.pad(-m, (pad_lo, pad_hi, pad_lo, pad_hi), value=-1.0), width, stride=1)
-        opened = F.max_pool2d(F.pad(eroded, (pad_hi, pad_lo, pad_hi, pad_lo), value=0.0), width, stride=1)
+        eroded = -F.max_pool2d(F.pad(-m, (lo, hi, lo, hi), value=-1.0), width, stride=1)
+        opened = F.max_pool2d(F.pad(eroded, (hi, lo, hi, lo), value=0.0), width, stride=1)
         thin |= (m - opened)[:, 0] > 0.5
     return thin
 
 
-@dataclass
-class MetricAccumulator:
-    """Pixel-pooled AbsRel and delta1 over named pixel subsets (``all``, ``boundary``, ``thin``, ...)."""
+class AffineInvariantEvaluator:
+    """Accumulates aligned-depth metrics of (N, H, W) frames over the ``SUBSETS`` of pixels."""
 
-    sums: dict[str, list[float]] = field(default_factory=dict)
+    def __init__(
+        self,
+        camera_names: tuple[str, ...],
+        config: EvalConfig,
+        boundary_log_ratio: float = 0.15,
+        thin_width: int = 5,
+    ) -> None:
+        self.config = config
+        self.boundary_log_ratio = boundary_log_ratio
+        self.thin_width = thin_width
+        self.accumulators = {name: MetricAccumulator(camera_names, config) for name in SUBSETS}
 
-    def add(self, name: str, depth: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> None:
-        d, g = depth[mask].double(), gt[mask].double()
-        entry = self.sums.setdefault(name, [0.0, 0.0, 0.0])
-        entry[0] += float(((d - g).abs() / g).sum())
-        entry[1] += float((torch.maximum(d / g, g / d) < 1.25).sum())
-        entry[2] += float(d.numel())
-
-    def result(self) -> dict[str, dict[str, float]]:
-        """``{subset: {"abs_rel", "delta1", "pixels"}}``."""
-        return {
-            name: {"abs_rel": s[0] / s[2], "delta1": s[1] / s[2], "pixels": int(s[2])}
-            for name, s in self.sums.items()
-            if s[2] > 0
+    def add(self, disparity: torch.Tensor, depth: torch.Tensor, semantic: torch.Tensor) -> None:
+        """One frame: relative disparity, ground-truth depth (NaN = none) and class ids, all (N, H, W)."""
+        if disparity.shape != depth.shape or depth.shape != semantic.shape:
+            raise ValueError(
+                f"evaluation: disparity {tuple(disparity.shape)}, depth {tuple(depth.shape)} and semantic "
+                f"{tuple(semantic.shape)} must share one (N, H, W) shape"
+            )
+        valid = torch.isfinite(depth) & (depth > self.config.min_depth) & (depth < self.config.max_depth)
+        aligned = align_disparity(
+            disparity.double(), depth.double(), valid, "lstsq", self.config.min_depth, self.config.max_depth
+        )
+        masks = {
+            "all": valid,
+            "boundary": valid & occlusion_boundary_mask(depth, self.boundary_log_ratio),
+            "thin": valid & thin_structure_mask(semantic, self.thin_width),
         }
+        pred = aligned.float().numpy()
+        for name, mask in masks.items():
+            gt = torch.where(mask, depth, torch.full_like(depth, float("nan"))).numpy()
+            self.accumulators[name].add(pred, gt)
+
+    def result(self) -> dict[str, dict]:
+        """``{subset: fsmde_ros.evaluation.MetricAccumulator result}``; subsets never seen are empty."""
+        return {name: acc.result() for name, acc in self.accumulators.items()}
+
+
+def headline(result: dict[str, dict]) -> dict[str, float]:
+    """Camera-averaged AbsRel and delta1 of each subset: ``{"all_abs_rel": ..., "thin_a1": ...}``."""
+    out = {}
+    for name in SUBSETS:
+        mean = result[name]["mean"]
+        out[f"{name}_abs_rel"] = float(mean.get("abs_rel", np.nan))
+        out[f"{name}_a1"] = float(mean.get("a1", np.nan))
+    return out

@@ -7,8 +7,13 @@ cross-entropy on the class maps and then frozen.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fsmde_ros.briges.adapters import SegmentationAdapter, check_images, imagenet_normalise
@@ -77,3 +82,31 @@ class SegNetAdapter(SegmentationAdapter):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         check_images(images, "SegNetAdapter")
         return self.net.features(images)
+
+
+def save_segnet(net: SegNet, path: str | Path, extra: dict | None = None) -> None:
+    """Weights to safetensors with ``kind: segnet``, the shape and ``extra`` in the metadata."""
+    meta = {
+        "kind": "segnet",
+        "num_classes": str(net.num_classes),
+        "width": str(net.width),
+        "extra": json.dumps(extra or {}),
+    }
+    save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+
+
+def load_segnet(path: str | Path) -> SegNet:
+    """A SegNet saved by ``save_segnet``, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no segmentation network checkpoint")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("kind") != "segnet":
+        raise ValueError(f"{path}: not a SegNet checkpoint (kind={meta.get('kind')!r})")
+    net = SegNet(int(meta["num_classes"]), int(meta["width"]))
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match the SegNet in its metadata: {exc}") from exc
+    return net.eval()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -24,7 +25,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 class BrigesTeacher(nn.Module):
-    """Relative depth (B, H, W) in ``depth.output_space`` from images (B, 3, H, W) in [0, 1]."""
+    """Relative disparity (B, H, W) from images (B, 3, H, W) in [0, 1]."""
 
     def __init__(self, depth: DepthAdapter, seg: SegmentationAdapter, gate_config: GateConfig) -> None:
         super().__init__()
@@ -34,10 +35,6 @@ class BrigesTeacher(nn.Module):
         for frozen in (self.depth, self.seg):
             frozen.requires_grad_(False)
             frozen.eval()
-
-    @property
-    def output_space(self) -> str:
-        return self.depth.output_space
 
     def train(self, mode: bool = True) -> BrigesTeacher:
         """Train mode for the gate only; the frozen models always stay in eval mode."""
@@ -69,7 +66,7 @@ class BrigesTeacher(nn.Module):
 
     @torch.no_grad()
     def infer(self, images: np.ndarray, batch_size: int = 6) -> np.ndarray:
-        """Relative depth (N, H, W) float32 for uint8 RGB images (N, H, W, 3) (the project's input)."""
+        """Relative disparity (N, H, W) float32 for uint8 RGB images (N, H, W, 3) (the project's input)."""
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
             raise ValueError(
                 f"BrigesTeacher.infer: images must be uint8 (N, H, W, 3), got {images.shape} {images.dtype}"
@@ -101,10 +98,20 @@ class BrigesTeacher(nn.Module):
             raise ValueError(f"{path}: gate checkpoint does not fit this gate: {exc}") from exc
 
 
+def load_gate(path: str | Path, depth_channels: tuple[int, ...], seg_channels: int) -> BridgingGate:
+    """A standalone gate from a ``save_gate`` checkpoint, for models with these feature channels."""
+    gate = BridgingGate(depth_channels, seg_channels, read_gate_config(path))
+    try:
+        gate.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: gate checkpoint does not fit these models: {exc}") from exc
+    return gate.eval()
+
+
 def read_gate_config(path: str | Path) -> GateConfig:
     """The GateConfig stored in a gate checkpoint's metadata."""
-    from safetensors import safe_open
-
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no gate checkpoint")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if "gate_config" not in meta:
