@@ -2,12 +2,15 @@
 
 import itertools
 
+import cv2
 import numpy as np
 import pytest
 
 from fsmde_ros.geometry import backproject, transform_points
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.synth import classes
+from fsmde_ros.synth.cli import sample_of
+from fsmde_ros.synth.contact_sheet import TILE, colourise_depth, contact_sheet
 from fsmde_ros.synth.dataset import SPLIT_SEED_BASE, SPLIT_SEED_SPAN, Sequence, SynthError, sequence_seed
 from fsmde_ros.synth.motion import FRAME_RATE_HZ, LIDAR_SWEEP_S
 
@@ -117,3 +120,12 @@ def test_splits_have_disjoint_seed_ranges():
         sequence_seed("train", 0)
     with pytest.raises(SynthError, match="outside"):
         sequence_seed("val", SPLIT_SEED_SPAN)
+
+
+def test_contact_sheet_shows_every_camera(tmp_path, sequence, frames):
+    sample = sample_of(frames[0], sequence, "val_00003")
+    out = contact_sheet([sample, sample], tmp_path / "sheet.png")
+    sheet = cv2.imread(str(out))
+    assert sheet.shape == (2 * 4 * TILE[0] + 4, 6 * TILE[1], 3)
+    depth_rgb = colourise_depth(np.array([[1.0, 80.0, np.nan]], np.float32))
+    assert tuple(depth_rgb[0, 2]) == (0, 0, 0) and not np.array_equal(depth_rgb[0, 0], depth_rgb[0, 1])
