@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fsmde_ros.briges import build, cli
+from fsmde_ros.briges.adapters import NoSegmentation
 from fsmde_ros.briges.data import CameraFrames, collate_cameras, hflip
 from fsmde_ros.briges.evaluate import TEACHER, Variant, evaluate_segmentation, evaluate_variants
 from fsmde_ros.briges.gate import GateConfig
@@ -310,6 +311,9 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "seg" / "segnet_val.json").read_text())["frames"] == 2
     cli.main(["train-gate", *common, "--out", str(tmp_path / "fixed")])
     cli.main(["train-gate", *common, "--out", str(tmp_path / "learn"), "--set", "gate.temperature=learnable"])
+    cli.main(
+        ["train-gate", *common, "--out", str(tmp_path / "ctrl"), "--set", "segmentation_model.type=none"]
+    )
     params = json.loads((tmp_path / "fixed" / "parameters.json").read_text())
     assert params["trainable"] == params["gate"] > 0
     gates = [
@@ -317,6 +321,8 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
         f"fixed={tmp_path / 'fixed' / 'gate.safetensors'}",
         "--gate",
         f"learn={tmp_path / 'learn' / 'gate.safetensors'}",
+        "--control",
+        f"ctrl={tmp_path / 'ctrl' / 'gate.safetensors'}",
         "--sweep",
     ]
     for split in ("val", "test"):
@@ -342,6 +348,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
         "learn",
         "learn@tau=0.5",
         "learn@tau=1",
+        "ctrl",
     }
     out = tmp_path / "briges.md"
     cli.main(
@@ -362,10 +369,13 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
             str(out),
             "--command",
             "make it so",
+            "--control",
+            "ctrl",
         ]
     )
     text = out.read_text()
     assert "| teacher alone | - |" in text and "best fixed tau (val)" in text and "make it so" in text
+    assert "control: gate without segmentation" in text
     onnx_path = tmp_path / "briges.onnx"
     cli.main(
         [
@@ -382,6 +392,18 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     disparity = session.run(None, {"image": image})[0]
     assert disparity.shape == (2, H, W) and np.isfinite(disparity).all()
     capsys.readouterr()
+
+
+def test_no_segmentation_control_gives_the_gate_nothing_to_read():
+    teacher = BrigesTeacher(
+        TeacherNetAdapter(tiny_teacher_net()), NoSegmentation(), GateConfig((1, 2), dim=8, heads=2)
+    )
+    images = torch.rand(2, 3, H, W)
+    assert torch.equal(teacher.seg.encode(images), torch.zeros(2, 1, 1, 1))
+    assert teacher.parameter_counts()["segmentation_model"] == 0
+    with torch.no_grad():
+        assert teacher(images).shape == (2, H, W)
+    assert load_recipe(None, ["segmentation_model.type=none"])["segmentation_model"]["type"] == "none"
 
 
 def test_frame_subset_spreads_frames_evenly():

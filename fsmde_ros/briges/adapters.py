@@ -66,3 +66,17 @@ class SegmentationAdapter(nn.Module, ABC):
     @abstractmethod
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Segmentation features (B, C, h, w) covering the whole image."""
+
+
+class NoSegmentation(SegmentationAdapter):
+    """A constant, uninformative segmentation map: the control that keeps the gate's self-attention
+    and parameters but gives its cross-attention nothing to read (recipe ``segmentation_model.type:
+    none``), to separate what the segmentation features bring from what extra gate training brings."""
+
+    @property
+    def feature_channels(self) -> int:
+        return 1
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        check_images(images, "NoSegmentation")
+        return images.new_zeros(images.shape[0], 1, 1, 1)

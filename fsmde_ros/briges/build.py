@@ -24,7 +24,12 @@ def build_depth_adapter(spec: dict) -> DepthAdapter:
 
 
 def build_seg_adapter(spec: dict) -> SegmentationAdapter:
-    """``{type: segnet, path: SegNet checkpoint}`` or ``{type: sam, path: SAM directory}``."""
+    """``{type: segnet, path: SegNet checkpoint}``, ``{type: sam, path: SAM directory}`` or
+    ``{type: none}`` (the no-segmentation control)."""
+    if spec["type"] == "none":
+        from fsmde_ros.briges.adapters import NoSegmentation
+
+        return NoSegmentation()
     if spec["type"] == "segnet":
         from fsmde_ros.briges.segnet import SegNetAdapter, load_segnet
 

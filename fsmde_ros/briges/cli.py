@@ -130,6 +130,7 @@ def cmd_evaluate(args: argparse.Namespace, recipe: dict) -> None:
         variants.append(Variant(name, path))
         if args.sweep:
             variants += [Variant(f"{name}@tau={float(t):g}", path, float(t)) for t in ev["taus"]]
+    variants += [Variant(name, path, control=True) for name, path in _parse_gates(args.control)]
     max_frames = args.max_frames if args.max_frames is not None else ev["max_frames"]
     source, frames = _frames(recipe, args.split, max_frames, None)
     results = evaluate_variants(
@@ -161,7 +162,8 @@ def cmd_results(args: argparse.Namespace, recipe: dict) -> None:
     val = json.loads(Path(args.val).read_text())
     test = json.loads(Path(args.test).read_text())
     params = {name: json.loads(Path(p).read_text()) for name, p in _parse_gates(args.parameters)}
-    text = results_markdown(val, test, params, args.fixed, args.learnable, args.command or " ".join(sys.argv))
+    command = args.command or " ".join(sys.argv)
+    text = results_markdown(val, test, params, args.fixed, args.learnable, command, args.control)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
@@ -204,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--gate", action="append", default=[], metavar="NAME=PATH", help="a gate checkpoint")
     p.add_argument("--sweep", action="store_true", help="also run each gate at every eval.taus temperature")
+    p.add_argument(
+        "--control",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a gate trained with segmentation_model.type=none (run without segmentation features)",
+    )
     p.add_argument("--split", default="test")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--json", required=True, help="where to write the results")
@@ -215,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", required=True, help="evaluate --sweep JSON on the test split")
     p.add_argument("--fixed", required=True, help="name of the gate trained with fixed tau = 1")
     p.add_argument("--learnable", required=True, help="name of the gate trained with learnable tau")
+    p.add_argument("--control", default=None, help="name of the gate trained without segmentation features")
     p.add_argument("--parameters", action="append", default=[], metavar="NAME=parameters.json")
     p.add_argument("--command", default=None, help="the reproducing command to print under the table")
     p.add_argument("--out", default="docs/results/briges.md")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from fsmde_ros.briges.adapters import DepthAdapter, SegmentationAdapter
+from fsmde_ros.briges.adapters import DepthAdapter, NoSegmentation, SegmentationAdapter
 from fsmde_ros.briges.data import CameraFrames
 from fsmde_ros.briges.gate import BridgingGate
 from fsmde_ros.briges.metrics import AffineInvariantEvaluator
@@ -23,11 +23,13 @@ TEACHER = "teacher"
 
 @dataclass(frozen=True)
 class Variant:
-    """A gate checkpoint run at ``tau`` (None: its own fixed or learnt temperatures)."""
+    """A gate checkpoint run at ``tau`` (None: its own fixed or learnt temperatures); ``control``
+    gates were trained without segmentation features (``NoSegmentation``) and run without them."""
 
     name: str
     gate_path: Path
     tau: float | None = None
+    control: bool = False
 
 
 @torch.no_grad()
@@ -50,11 +52,13 @@ def evaluate_variants(
     names = [TEACHER] + [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ValueError(f"evaluation: variant names must be distinct and not {TEACHER!r}, got {names}")
+    null_seg = NoSegmentation()
     gates: dict[str, BridgingGate] = {}
     for v in variants:
         key = str(v.gate_path)
         if key not in gates:
-            gates[key] = load_gate(v.gate_path, depth.feature_channels, seg.feature_channels)
+            channels = (null_seg if v.control else seg).feature_channels
+            gates[key] = load_gate(v.gate_path, depth.feature_channels, channels)
     evaluators = {
         name: AffineInvariantEvaluator(camera_names, config, boundary_log_ratio, thin_width) for name in names
     }
@@ -65,12 +69,12 @@ def evaluate_variants(
             images = item["images"]
             size = (images.shape[2], images.shape[3])
             features = depth.encode(images)
-            seg_features = seg.encode(images)
+            seg_features = {False: seg.encode(images), True: null_seg.encode(images)}
             evaluators[TEACHER].add(depth.decode(features, size), item["depth"], item["semantic"])
             for v in variants:
                 gate = gates[str(v.gate_path)]
                 gate.set_temperature_override(v.tau)
-                disparity = depth.decode(gate(features, seg_features), size)
+                disparity = depth.decode(gate(features, seg_features[v.control]), size)
                 evaluators[v.name].add(disparity, item["depth"], item["semantic"])
     finally:
         for gate in gates.values():

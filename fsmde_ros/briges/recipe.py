@@ -2,8 +2,9 @@
 
 A recipe names the data (a SynthSurround root: BriGeS trains on its dense depth and class maps),
 the frozen depth model (``synth``: a TeacherNet checkpoint; ``dav2``: a Depth Anything directory),
-the frozen segmentation model (``segnet``: a checkpoint of ours; ``sam``: a SAM directory), the
-gate, and the training and evaluation settings. See ``config/recipes/briges.yaml``.
+the frozen segmentation model (``segnet``: a checkpoint of ours; ``sam``: a SAM directory; ``none``:
+the no-segmentation control), the gate, and the training and evaluation settings. See
+``config/recipes/briges.yaml``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ DEFAULTS: dict = {
 }
 
 DEPTH_TYPES = ("synth", "dav2")
-SEG_TYPES = ("segnet", "sam")
+SEG_TYPES = ("segnet", "sam", "none")
 
 
 class BrigesRecipeError(ValueError):

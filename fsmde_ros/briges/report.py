@@ -34,11 +34,18 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def results_markdown(
-    val: dict, test: dict, parameters: dict, fixed: str, learnable: str, command: str
+    val: dict,
+    test: dict,
+    parameters: dict,
+    fixed: str,
+    learnable: str,
+    command: str,
+    control: str | None = None,
 ) -> str:
-    """The markdown report: main table, temperature sweeps and parameter counts."""
+    """The markdown report: main table, temperature sweeps and parameter counts; ``control`` names the
+    gate trained without segmentation features, when there is one."""
     res = test["results"]
-    for name in (TEACHER, fixed, learnable):
+    for name in (TEACHER, fixed, learnable, *([control] if control else [])):
         if name not in res:
             raise ValueError(f"results: the test evaluation has no variant {name!r} (has {sorted(res)})")
     tau_star = best_tau(val, fixed)
@@ -48,6 +55,8 @@ def results_markdown(
         (f"+ gate, best fixed tau (val) = {tau_star:g}", _sweep(res, fixed)[tau_star], f"{tau_star:g}"),
         ("+ gate, learnable tau", learnable, ", ".join(f"{t:.2f}" for t in res[learnable]["taus"])),
     ]
+    if control:
+        rows.append(("control: gate without segmentation, tau = 1", control, "1"))
     base = headline(res[TEACHER])["all_abs_rel"]
     head = (
         "| variant | tau | " + " | ".join(f"{s} AbsRel | {s} delta1" for s in SUBSETS) + " | AbsRel change |"
