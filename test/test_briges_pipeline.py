@@ -371,11 +371,13 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
             "make it so",
             "--control",
             "ctrl",
+            "--extra",
+            "learn@tau=0.5",
         ]
     )
     text = out.read_text()
     assert "| teacher alone | - |" in text and "best fixed tau (val)" in text and "make it so" in text
-    assert "control: gate without segmentation" in text
+    assert "control: gate without segmentation" in text and "| gate `learn@tau=0.5` | 0.50 |" in text
     onnx_path = tmp_path / "briges.onnx"
     cli.main(
         [

@@ -163,7 +163,9 @@ def cmd_results(args: argparse.Namespace, recipe: dict) -> None:
     test = json.loads(Path(args.test).read_text())
     params = {name: json.loads(Path(p).read_text()) for name, p in _parse_gates(args.parameters)}
     command = args.command or " ".join(sys.argv)
-    text = results_markdown(val, test, params, args.fixed, args.learnable, command, args.control)
+    text = results_markdown(
+        val, test, params, args.fixed, args.learnable, command, args.control, tuple(args.extra)
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
@@ -225,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixed", required=True, help="name of the gate trained with fixed tau = 1")
     p.add_argument("--learnable", required=True, help="name of the gate trained with learnable tau")
     p.add_argument("--control", default=None, help="name of the gate trained without segmentation features")
+    p.add_argument(
+        "--extra", action="append", default=[], metavar="NAME", help="a further gate row (e.g. a seed)"
+    )
     p.add_argument("--parameters", action="append", default=[], metavar="NAME=parameters.json")
     p.add_argument("--command", default=None, help="the reproducing command to print under the table")
     p.add_argument("--out", default="docs/results/briges.md")

@@ -41,11 +41,13 @@ def results_markdown(
     learnable: str,
     command: str,
     control: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> str:
-    """The markdown report: main table, temperature sweeps and parameter counts; ``control`` names the
-    gate trained without segmentation features, when there is one."""
+    """The markdown report: main table, temperature sweeps and parameter counts. ``control`` names the
+    gate trained without segmentation features, ``extra`` further gates (e.g. other seeds), each run
+    at its own temperature."""
     res = test["results"]
-    for name in (TEACHER, fixed, learnable, *([control] if control else [])):
+    for name in (TEACHER, fixed, learnable, *([control] if control else []), *extra):
         if name not in res:
             raise ValueError(f"results: the test evaluation has no variant {name!r} (has {sorted(res)})")
     tau_star = best_tau(val, fixed)
@@ -57,6 +59,10 @@ def results_markdown(
     ]
     if control:
         rows.append(("control: gate without segmentation, tau = 1", control, "1"))
+    rows += [
+        (f"gate `{name}`", name, ", ".join(f"{t:.2f}" for t in sorted(set(res[name]["taus"]))))
+        for name in extra
+    ]
     base = headline(res[TEACHER])["all_abs_rel"]
     head = (
         "| variant | tau | " + " | ".join(f"{s} AbsRel | {s} delta1" for s in SUBSETS) + " | AbsRel change |"
