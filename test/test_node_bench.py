@@ -32,8 +32,9 @@ def test_cloud_timing_uses_the_configured_cloud(tmp_path, capsys):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"x")
     config = tmp_path / "node.yaml"
+    rig = default_config_path().parent / "rigs/nuscenes.yaml"
     config.write_text(default_config_path().read_text().replace("../models/student_cpu.onnx", str(model))
-                      .replace("rigs/nuscenes.yaml", str(default_config_path().parent / "rigs/nuscenes.yaml")))
+                      .replace("rigs/nuscenes.yaml", str(rig)))
     cloud = time_cloud(config, (64, 96), repeats=3)
     assert cloud["stride"] == 2 and cloud["overlap"] == "split" and 0 < cloud["points"] <= 6 * 32 * 48
     result = {"backend": "b", "input_shape": [6, 64, 96, 3], "duration_s_per_phase": 1.0,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fsmde_ros.bagio import bag_info
+from fsmde_ros.bagio import BagError, bag_info, read_messages
+from fsmde_ros.conventions import NS_PER_S
 from fsmde_ros.core.cloud import CloudBuilder
 from fsmde_ros.params import load_config
 from fsmde_ros.tools.node_processes import (
@@ -49,10 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def input_rate_hz(bag: Path) -> float:
-    """Image sets per second of a surround bag (messages of one image topic over its duration)."""
-    info = bag_info(bag)
-    counts = [n for topic, (_, n) in info.topics.items() if topic.endswith("/image_raw")]
-    return (counts[0] - 1) / info.duration_s if counts and info.duration_s > 0 else float("nan")
+    """Image sets per second of a surround bag: the message rate of its first image topic."""
+    topics = sorted(t for t in bag_info(bag).topics if t.endswith("/image_raw"))
+    if not topics:
+        raise BagError(f"{bag}: no image_raw topic")
+    stamps = [m.stamp_ns for m in read_messages(bag, topics[:1])]
+    if len(stamps) < 2:
+        raise BagError(f"{bag}: {topics[0]} has fewer than two messages")
+    return (len(stamps) - 1) * NS_PER_S / (stamps[-1] - stamps[0])
 
 
 def run_phase(name: str, bag: Path, config: Path, rate: float, duration: float, out: Path) -> dict:
