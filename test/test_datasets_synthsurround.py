@@ -10,7 +10,7 @@ from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.datasets.synthsurround import DatasetError, SynthSurroundDataset, load_frame
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.synth import cli
-from fsmde_ros.synth.dataset import Sequence, generate_dataset, generation_order, sequence_seed
+from fsmde_ros.synth.dataset import Sequence, SynthError, generate_dataset, generation_order, sequence_seed
 
 W, H = 64, 36
 PLAN = {"val": (2, 3), "test": (1, 2)}
@@ -117,3 +117,21 @@ def test_cli_bag_bench_and_bad_arguments(tmp_path, capsys):
     assert "expected SPLIT=COUNT" in capsys.readouterr().err
     assert cli.main(["--rig", str(tmp_path / "none.yaml"), "bench"]) == 2
     assert "rig file not found" in capsys.readouterr().err
+    assert cli.main([*size, "bag", "--out", str(tmp_path / "bag"), "--frames", "1"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main([*size, "bench", "--frames", "0"]) == 2
+    assert "--frames must be positive" in capsys.readouterr().err
+    args = [
+        *size,
+        "generate",
+        "--out",
+        str(tmp_path / "d"),
+        "--sequences",
+        "val=1",
+        "--frames-per-sequence",
+        "0",
+    ]
+    assert cli.main(args) == 2
+    assert "frames per sequence > 0" in capsys.readouterr().err
+    with pytest.raises(SynthError, match="frame rate must be positive"):
+        Sequence(1, load_rig(default_rig_path()).resized(W, H), frame_rate_hz=0.0)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fsmde_ros.bagio import write_surround_bag
+from fsmde_ros.bagio import BagError, write_surround_bag
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.rig import RigError, default_rig_path, load_rig
 from fsmde_ros.synth.dataset import (
@@ -89,6 +89,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_bag(args: argparse.Namespace) -> int:
+    if args.frames <= 0:
+        raise SynthError(f"--frames must be positive, got {args.frames}")
     sequence = Sequence(args.seed, _rig(args))
     name = f"seed_{args.seed}"
     samples = (sample_of(f, sequence, name) for f in sequence.frames(args.frames))
@@ -109,6 +111,8 @@ def cmd_bag(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.frames <= 0:
+        raise SynthError(f"--frames must be positive, got {args.frames}")
     rig = _rig(args)
     sequence = Sequence(sequence_seed("test", args.sequence), rig)
     sequence.frame(0)  # warm-up: caches, first-call allocations
@@ -196,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (SynthError, RigError) as exc:
+    except (SynthError, RigError, BagError) as exc:
         print(f"fsmde-synth: {exc}", file=sys.stderr)
         return 2
 
