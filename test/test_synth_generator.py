@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fsmde_ros.evaluation import CrossViewConsistency
 from fsmde_ros.geometry import backproject, transform_points
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.synth import classes
@@ -129,3 +130,10 @@ def test_contact_sheet_shows_every_camera(tmp_path, sequence, frames):
     assert sheet.shape == (2 * 4 * TILE[0] + 4, 6 * TILE[1], 3)
     depth_rgb = colourise_depth(np.array([[1.0, 80.0, np.nan]], np.float32))
     assert tuple(depth_rgb[0, 2]) == (0, 0, 0) and not np.array_equal(depth_rgb[0, 0], depth_rgb[0, 1])
+
+
+def test_ground_truth_depth_is_consistent_across_overlapping_cameras(rig, frames):
+    checker = CrossViewConsistency(rig.intrinsics(), rig.extrinsics(), rig.adjacent, H, W)
+    result = checker(frames[0].frame.depth)
+    assert result.count > 500 and len(result.pairs) == 12
+    assert result.median_abs_rel < 0.02
