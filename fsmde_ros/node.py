@@ -78,6 +78,7 @@ class SurroundDepthNode(Node):
                                         int(s["timeout_s"] * NS_PER_S), s["partial_sets"],
                                         int(s["reset_jump_s"] * NS_PER_S), s["min_cameras"])
         self._camera_info: list[tuple[np.ndarray, int, int] | None] = [None] * len(rig)
+        self._depth_infos: dict[int, tuple[tuple, CameraInfo]] = {}
         self._problem_logged: dict[str, float] = {}
         self._last_consistency = 0.0
         self.pipeline: SurroundPipeline | None = None
@@ -232,12 +233,8 @@ class SurroundDepthNode(Node):
             set_stamp(depth.header, frame.stamp_ns)
             depth.header.frame_id = frame.frame_id
             depth.data = byte_array(out.depth[i])
-            info = CameraInfo(height=h, width=w, distortion_model="plumb_bob")
+            info = self._depth_camera_info(i, out.K[i], w, h)
             info.header = depth.header
-            info.k = out.K[i].reshape(-1)
-            info.d = [0.0] * 5
-            info.r = np.eye(3).reshape(-1)
-            info.p = np.hstack([out.K[i], np.zeros((3, 1))]).reshape(-1)
             self.depth_pubs[i].publish(depth)
             self.info_pubs[i].publish(info)
             if self.conf_pubs:
@@ -253,6 +250,17 @@ class SurroundDepthNode(Node):
             cloud.header.frame_id = self.config.rig.frame_id
             cloud.data = byte_array(out.cloud)
             self.cloud_pub.publish(cloud)
+
+    def _depth_camera_info(self, camera: int, K: np.ndarray, width: int, height: int) -> CameraInfo:
+        """CameraInfo of camera's depth images, rebuilt only when its intrinsics or size change."""
+        key = (K.tobytes(), width, height)
+        cached = self._depth_infos.get(camera)
+        if cached is None or cached[0] != key:
+            info = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.0] * 5,
+                              k=K.reshape(-1), r=np.eye(3).reshape(-1),
+                              p=np.hstack([K, np.zeros((3, 1))]).reshape(-1))
+            cached = self._depth_infos[camera] = (key, info)
+        return cached[1]
 
     def _check_consistency(self, out: PipelineOutput, now: float) -> None:
         period = self.config.diagnostics["consistency_period_s"]

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: E402
 
 from fsmde_ros.node import SurroundDepthNode, byte_array  # noqa: E402
 
@@ -37,13 +38,14 @@ TIMEOUT = 60.0
 class Harness:
     """Driver + listener nodes and the node under test, spun by one executor thread."""
 
-    def __init__(self, context, node: SurroundDepthNode) -> None:
-        self.context, self.node = context, node
+    def __init__(self, context, node: SurroundDepthNode, compressed: bool = False) -> None:
+        self.context, self.node, self.compressed = context, node, compressed
         self.rig = node.config.rig.resized(SRC_W, SRC_H)
         self.driver = rclpy.create_node("fake_cameras", context=context)
         self.listener = rclpy.create_node("listener", context=context)
         cameras = node.config.cameras
-        self.image_pubs = [self.driver.create_publisher(Image, c.image_topic, 10) for c in cameras]
+        image_type = CompressedImage if compressed else Image
+        self.image_pubs = [self.driver.create_publisher(image_type, c.image_topic, 10) for c in cameras]
         self.info_pubs = [self.driver.create_publisher(CameraInfo, c.camera_info_topic, 10)
                           for c in node.config.cameras]
         self.lock = threading.Lock()
@@ -89,8 +91,14 @@ class Harness:
             time.sleep(0.02)
 
     def image(self, camera: int, stamp: int, encoding: str = "rgb8", data: bytes | None = None,
-              size: tuple[int, int] = (SRC_W, SRC_H), frame_id: str | None = None) -> Image:
+              size: tuple[int, int] = (SRC_W, SRC_H), frame_id: str | None = None) -> Image | CompressedImage:
         w, h = size
+        if self.compressed:
+            msg = CompressedImage(format="png")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+            msg.header.frame_id = self.node.config.cameras[camera].frame_id
+            msg.data = byte_array(cv2.imencode(".png", np.full((h, w, 3), 40 * camera, np.uint8))[1])
+            return msg
         msg = Image(height=h, width=w, encoding=encoding, step=w * 3)
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
         msg.header.frame_id = self.node.config.cameras[camera].frame_id if frame_id is None else frame_id
@@ -340,3 +348,24 @@ def test_dds_traffic_stays_on_loopback(ros_context):
             assert first == 127 or 224 <= first <= 239, f"UDP socket bound to {address}, not loopback"
     finally:
         node.destroy_node()
+
+
+
+def test_compressed_transport_gives_the_same_depth(ros_context, tmp_path):
+    config = load_config(node_config(tmp_path, input={"transport": "compressed"}))
+    expected = plane_depth(model_rig(), *GROUND)
+    node = SurroundDepthNode(config, PlaneBackend(expected), node_name="depth_png", namespace="/png",
+                             context=ros_context)
+    h = Harness(ros_context, node, compressed=True)
+    try:
+        base = 2_000_000_000 * 10**9
+        h.send_camera_infos(base)
+        stamps = h.publish_round(base)
+        h.wait_for(lambda: all((n, s) in h.depth for n, s in zip(config.rig.names, stamps, strict=True)),
+                   "depth from png images")
+        depth = h.depth[(config.rig.names[2], stamps[2])]
+        values = np.frombuffer(bytes(depth.data), np.float32).reshape(MODEL_H, MODEL_W)
+        assert np.allclose(values, expected[2], equal_nan=True)
+        assert node.snapshot()["drops"] == {}
+    finally:
+        h.close()
