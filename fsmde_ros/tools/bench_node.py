@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bag", type=Path, help="surround bag (default: a 48-frame SynthSurround bag)")
     parser.add_argument("--model", type=Path, help="model (default: models/student_cpu.onnx)")
     parser.add_argument("--backend", default="ort-cpu")
-    parser.add_argument("--threads", type=int, default=0, help="inference threads (0 = library default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU inference threads (0 = all cores; 1 is best on 2 shared cores)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "bench_node", help="logs and configs")
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "docs" / "bench" / "node_cpu.json")

@@ -151,7 +151,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=24, help="frames of the SynthSurround bag (12 Hz)")
     parser.add_argument("--model", type=Path, help="model (default: models/student_cpu.onnx)")
     parser.add_argument("--backend", default="ort-cpu", help="backend (see fsmde_ros.backends.factory)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU inference threads (0 = default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU inference threads (0 = all cores; 1 is best on 2 shared cores)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
 
 
