@@ -125,3 +125,69 @@ def test_bag_replayed_through_the_node_is_recorded_to_mcap(tmp_path):
     for c in clouds:
         assert c.header.frame_id == "base_link" and c.point_step == 24 and c.width > 0
         assert c.header.stamp.sec * 10**9 + c.header.stamp.nanosec in set_stamps
+
+
+@pytest.fixture
+def ros_node():
+    import rclpy
+
+    with ros_env.DomainLease() as lease:
+        ros_env.apply(lease.domain_id)
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=lease.domain_id)
+        node = rclpy.create_node("replay_probe", context=context)
+        yield node
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_player_keeps_timing_loops_and_publishes_clock(tmp_path, ros_node):
+    import threading
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image
+
+    from fsmde_ros.tools.replay import BagPlayer
+
+    bag, stamps = surround_bag(tmp_path / "bag")
+    topic = "/cameras/CAM_FRONT/image_raw"
+    player = BagPlayer(ros_node, bag, rate=2.0, loop=True, clock=True, topics=[topic])
+    clocks, images = [], []
+
+    def ns(t):
+        return t.sec * 10**9 + t.nanosec
+
+    ros_node.create_subscription(Clock, "/clock", lambda m: clocks.append(ns(m.clock)), 100)
+    ros_node.create_subscription(Image, topic, lambda m: images.append(ns(m.header.stamp)), 100)
+    executor = SingleThreadedExecutor(context=ros_node.context)
+    executor.add_node(ros_node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    assert player.wait_for_subscribers([topic], 30)
+    stats = player.play(lambda: len(images) >= 2 * FRAMES)
+    time.sleep(0.5)
+    executor.shutdown()
+    spinner.join(5)
+    assert stats.loops == 2 and stats.published[topic] == 2 * FRAMES
+    # Two passes of the bag at twice its speed: about 5 * 83 ms / 2 each.
+    assert 0.3 < stats.wall_s < 5.0
+    assert images[:FRAMES] == [s[0] for s in stamps] == images[FRAMES:]
+    info = player.info
+    assert clocks and all(info.start_ns <= c <= info.end_ns + 100 * MS for c in clocks)
+
+
+def test_player_and_recorder_refuse_bad_input(tmp_path, ros_node):
+    from fsmde_ros.bagio import BagError, BagWriter
+    from fsmde_ros.tools.record import Recorder
+    from fsmde_ros.tools.replay import BagPlayer
+
+    with pytest.raises(BagError, match="bag not found"):
+        BagPlayer(ros_node, tmp_path / "nope")
+    bag, _ = surround_bag(tmp_path / "bag")
+    with pytest.raises(BagError, match=r"no topic\(s\) \['/x'\]"):
+        BagPlayer(ros_node, bag, topics=["/x"])
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        BagPlayer(ros_node, bag, rate=0.0)
+    with BagWriter(tmp_path / "out") as writer, pytest.raises(BagError, match=r"\['/nothing'\] not found"):
+        Recorder(ros_node, writer, ["/nothing"], discovery_timeout_s=0.3)

@@ -34,14 +34,12 @@ class Recorder:
             node.create_subscription(message_class(types[topic]), topic, callback, qos, raw=True)
 
     def _discover(self, topics: list[str], timeout_s: float) -> dict[str, str]:
-        import rclpy
-
         deadline = time.monotonic() + timeout_s
-        while True:
+        while True:  # the graph cache fills in the background, no spinning needed
             known = {name: types[0] for name, types in self.node.get_topic_names_and_types() if types}
             if all(t in known for t in topics) or time.monotonic() > deadline:
                 break
-            rclpy.spin_once(self.node, timeout_sec=0.05)
+            time.sleep(0.05)
         missing = [t for t in topics if t not in known]
         if missing:
             raise BagError(f"{self.writer.path}: topic(s) {missing} not found within {timeout_s} s")
