@@ -41,7 +41,7 @@ setup(
             "ros-rosgraph-msgs",
         ],
         # torch is pinned: this version installs as a CPU wheel without a multi-GB CUDA download.
-        "train": ["torch==2.13.0", "onnx>=1.16", "safetensors>=0.4", "tqdm>=4.60"],
+        "train": ["torch==2.13.0", "onnx>=1.16", "safetensors>=0.4", "tqdm>=4.60", "transformers>=4.45"],
         "dev": ["pytest>=8", "ruff>=0.6"],
     },
     zip_safe=True,
