@@ -242,6 +242,9 @@ def test_diagnostics_report_rates_latencies_drops_and_health():
     assert pipe.values["drops_backend_busy"] == "1" and pipe.values["drops_camera_missing"] == "3"
     assert pipe.values["latency_inference_ms"].startswith("median 50.00")
     assert float(pipe.values["output_hz"]) == pytest.approx(10.0)
+    snap = stats.snapshot(107.0, sync)  # the window has passed: live rates drop, run means stay
+    assert snap["output_hz"] == 0.0 and snap["mean_output_hz"] == pytest.approx(10.0)
+    assert snap["mean_input_hz"] == {"A": pytest.approx(10.0), "B": 0.0}
     assert inputs.level == WARN and inputs.message == "silent: B"
     stats.backend_error = "model.onnx: not found"
     assert stats.report(101.0, sync)[0].level == ERROR

@@ -39,7 +39,7 @@ def test_contact_sheet_layout():
 
 def stats(drops):
     stage = {"median": 12.0, "p99": 30.0, "mean": 13.0, "count": 4}
-    return {"backend": "onnxruntime-cpu", "published_sets": 4, "synced_sets": 5, "output_hz": 11.5,
+    return {"backend": "onnxruntime-cpu", "published_sets": 4, "synced_sets": 5, "mean_output_hz": 11.5,
             "stages_ms": {"inference": stage, "fusion": stage, "end_to_end": stage}, "drops": drops,
             "consistency_median_abs_rel": {"CAM_FRONT|CAM_BACK": 0.05, "X|Y": float("nan")}}
 

@@ -16,7 +16,7 @@ def stats():
     def stage(median):
         return {"median": median, "p99": 2 * median, "mean": median, "count": 10}
 
-    return {"output_hz": 11.0, "published_sets": 10, "input_hz": {"A": 12.0},
+    return {"mean_output_hz": 11.0, "published_sets": 10, "mean_input_hz": {"A": 12.0},
             "drops": {"backend_busy": 2},
             "stages_ms": {"preprocess": stage(2.0), "postprocess": stage(1.0), "fusion": stage(3.0),
                           "publish": stage(1.5), "inference": stage(60.0), "end_to_end": stage(70.0)}}

@@ -35,15 +35,27 @@ class Status:
 
 
 class RateMeter:
-    """Event rate over the last ``window_s`` seconds."""
+    """Event rate over the last ``window_s`` seconds (live) and over the whole run (``mean_hz``)."""
 
     def __init__(self, window_s: float = 5.0) -> None:
         self.window_s = window_s
         self._times: deque[float] = deque()
+        self.count = 0
+        self._first = self._last = 0.0
 
     def tick(self, now: float) -> None:
+        if not self.count:
+            self._first = now
+        self.count += 1
+        self._last = now
         self._times.append(now)
         self._trim(now)
+
+    @property
+    def mean_hz(self) -> float:
+        """Events per second between the first and the last event."""
+        span = self._last - self._first
+        return (self.count - 1) / span if self.count > 1 and span > 0 else 0.0
 
     def hz(self, now: float) -> float:
         self._trim(now)
@@ -131,12 +143,14 @@ class NodeStats:
         """JSON-ready numbers: rates (Hz), stage latencies (ms), drops by reason, consistency per pair."""
         with self._lock:
             inputs = {n: m.hz(now) for n, m in zip(self.names, self.inputs, strict=True)}
+            mean_inputs = {n: m.mean_hz for n, m in zip(self.names, self.inputs, strict=True)}
             stages = {s: w.summary_ms() for s, w in self.stages.items()}
-            output_hz = self.output.hz(now)
+            output_hz, mean_output_hz = self.output.hz(now), self.output.mean_hz
             consistency = {f"{p.names[0]}|{p.names[1]}": p.median_abs_rel for p in self.consistency}
             published, partial = self.published_sets, self.partial_published
         return {
-            "backend": self.backend, "input_hz": inputs, "output_hz": output_hz, "stages_ms": stages,
+            "backend": self.backend, "input_hz": inputs, "output_hz": output_hz,
+            "mean_input_hz": mean_inputs, "mean_output_hz": mean_output_hz, "stages_ms": stages,
             "published_sets": published, "partial_sets_published": partial,
             "synced_sets": sync.complete_sets + sync.partial_sets, "sync_resets": sync.resets,
             "drops": self.all_drops(sync),

@@ -104,11 +104,11 @@ def time_cloud(config_path: Path, input_hw: tuple[int, int], repeats: int = 100)
 def phase_summary(stats: dict) -> dict:
     stages = stats["stages_ms"]
     non_network = sum(stages[s]["median"] for s in NON_NETWORK_STAGES if stages[s]["count"])
-    return {"output_hz": stats["output_hz"], "published_sets": stats["published_sets"],
+    return {"output_hz": stats["mean_output_hz"], "published_sets": stats["published_sets"],
             "end_to_end_median_ms": stages["end_to_end"]["median"],
             "end_to_end_p99_ms": stages["end_to_end"]["p99"],
             "non_network_median_ms": non_network, "stages_ms": stages, "drops": stats["drops"],
-            "input_hz": stats["input_hz"]}
+            "input_hz": stats["mean_input_hz"]}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
     bag_hz = input_rate_hz(bag)
     load_start = os.getloadavg()[0]
     nominal = run_phase("nominal", bag, config, 1.0, args.duration, out)
-    sustained = min(nominal["output_hz"], bag_hz)
+    sustained = min(nominal["mean_output_hz"], bag_hz)
     overload_rate = 2.0 * sustained / bag_hz
     overload = run_phase("overload", bag, config, overload_rate, args.duration, out)
     from fsmde_ros.backends.model_info import read_onnx_info

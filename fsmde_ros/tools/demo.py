@@ -96,7 +96,7 @@ def summary_lines(stats: dict) -> list[str]:
     stages = stats["stages_ms"]
     e2e = stages["end_to_end"]
     lines = [f"backend {stats['backend']}: {stats['published_sets']} sets published "
-             f"({stats['synced_sets']} synchronized), output {stats['output_hz']:.1f} Hz",
+             f"({stats['synced_sets']} synchronized), output {stats['mean_output_hz']:.1f} Hz",
              f"end-to-end latency (last image received -> cloud published): median {e2e['median']:.1f} ms, "
              f"p99 {e2e['p99']:.1f} ms",
              "per stage, median ms: " + ", ".join(f"{name} {s['median']:.1f}" for name, s in stages.items()
