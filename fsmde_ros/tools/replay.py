@@ -10,6 +10,7 @@ node with ``use_sim_time:=true``). DDS settings come from the environment (``fsm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import time
@@ -85,9 +86,15 @@ class BagPlayer:
         self.clock_pub.publish(msg)
 
     def play(self, should_stop=lambda: False) -> PlayStats:
-        """Play once (or until ``should_stop()`` when looping); returns what was published."""
+        """Play once (or until ``should_stop()`` or Ctrl-C when looping); returns what was published."""
         stats = PlayStats()
         started = time.monotonic()
+        with contextlib.suppress(KeyboardInterrupt):
+            self._play(stats, should_stop)
+        stats.wall_s = time.monotonic() - started
+        return stats
+
+    def _play(self, stats: PlayStats, should_stop) -> None:
         while True:
             wall0 = time.monotonic()
             bag0 = self.info.start_ns
@@ -103,15 +110,13 @@ class BagPlayer:
                         break
                     time.sleep(min(target - now, CLOCK_PERIOD_S))
                 if should_stop():
-                    stats.wall_s = time.monotonic() - started
-                    return stats
+                    return
                 stats.max_late_s = max(stats.max_late_s, time.monotonic() - target)
                 self.publishers[message.topic].publish(message.data)
                 stats.published[message.topic] += 1
             stats.loops += 1
             if not self.loop or should_stop():
-                stats.wall_s = time.monotonic() - started
-                return stats
+                return
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
