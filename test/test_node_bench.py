@@ -3,8 +3,7 @@
 import pytest
 from test_replay import surround_bag
 
-from fsmde_ros.params import default_config_path
-from fsmde_ros.tools.bench_node import input_rate_hz, phase_summary, print_table, time_cloud
+from fsmde_ros.tools.bench_node import first_set, input_rate_hz, phase_summary, print_table, time_in_process
 
 
 def test_input_rate_of_a_12_hz_bag(tmp_path):
@@ -28,17 +27,22 @@ def test_phase_summary_adds_the_non_network_stages():
     assert summary["end_to_end_p99_ms"] == 140.0 and summary["output_hz"] == 11.0
 
 
-def test_cloud_timing_uses_the_configured_cloud(tmp_path, capsys):
-    model = tmp_path / "m.onnx"
-    model.write_bytes(b"x")
-    config = tmp_path / "node.yaml"
-    rig = default_config_path().parent / "rigs/nuscenes.yaml"
-    config.write_text(default_config_path().read_text().replace("../models/student_cpu.onnx", str(model))
-                      .replace("rigs/nuscenes.yaml", str(rig)))
-    cloud = time_cloud(config, (64, 96), repeats=3)
-    assert cloud["stride"] == 2 and cloud["overlap"] == "split" and 0 < cloud["points"] <= 6 * 32 * 48
+def test_in_process_timing_runs_the_pipeline_on_the_first_set(tmp_path, capsys):
+    from test_replay import tiny_model
+
+    from fsmde_ros.tools.node_processes import write_node_config
+
+    bag, _ = surround_bag(tmp_path / "bag")
+    config = write_node_config(tmp_path / "node.yaml", tiny_model(tmp_path / "tiny.onnx"), "ort-cpu", 1)
+    frames = first_set(bag, ["CAM_FRONT", "CAM_BACK"])
+    assert [f.frame_id for f in frames] == ["CAM_FRONT", "CAM_BACK"]
+    assert frames[0].image.shape == (108, 192, 3)
+    timing = time_in_process(config, bag, repeats=2)
+    assert set(timing["stages_ms"]) == {"preprocess", "inference", "postprocess", "fusion"}
+    assert timing["cloud_stride"] == 2 and 0 < timing["cloud_points"] <= 6 * 32 * 48
+    assert timing["source_size"] == [192, 108]
     result = {"backend": "b", "input_shape": [6, 64, 96, 3], "duration_s_per_phase": 1.0,
-              "phases": {"nominal": phase_summary(stats())}, "cloud_6_images": cloud,
+              "phases": {"nominal": phase_summary(stats())}, "in_process": timing,
               "overload_p99_over_nominal_p99": 1.0, "goals": {"hz_ge_10": True}}
     print_table(result)
     assert "goal hz_ge_10: met" in capsys.readouterr().out
