@@ -42,6 +42,7 @@ DEFAULTS: dict = {
         "workers": 0,
         "photometric": True,
         "hflip": True,
+        "crop": None,
     },
 }
 
@@ -130,6 +131,13 @@ def validate(recipe: dict, source: str) -> None:
     for key in ("steps", "batch_frames", "log_every", "checkpoint_every", "threads"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise RecipeError(f"{source}: train.{key} must be an integer >= 1, got {train[key]!r}")
+    crop = train["crop"]
+    if crop is not None:
+        if recipe["kind"] != "teacher":
+            raise RecipeError(f"{source}: train.crop is for the teacher only (VR-KD needs whole views)")
+        valid = isinstance(crop, list) and len(crop) == 2 and all(isinstance(c, int) and c >= 8 for c in crop)
+        if not valid:
+            raise RecipeError(f"{source}: train.crop must be [height, width] >= 8 pixels, got {crop!r}")
     if not isinstance(train["lr"], (int, float)) or train["lr"] <= 0:
         raise RecipeError(f"{source}: train.lr must be > 0, got {train['lr']!r}")
     uses_teacher = recipe["kind"] == "student" and any(recipe["loss"][k] > 0 for k in KD_LOSSES)
