@@ -122,12 +122,15 @@ class SurroundDepthNode(Node):
         from fsmde_ros.backends.factory import create_backend
 
         m = self.config.model
+        backend = None
         try:
             backend = create_backend(m["backend"], m["path"], num_cameras=len(self.config.rig),
                                      threads=m["threads"] or None, precision=m["precision"],
                                      engine_dir=m["engine_dir"] or None)
             self._use_backend(backend)
         except (BackendError, ValueError, OSError) as exc:
+            if backend is not None:
+                backend.close()
             self.stats.backend_error = str(exc)
             self._problem("model", f"model load failed, retrying every {m['retry_s']} s: {exc}", error=True)
             return
