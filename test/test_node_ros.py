@@ -377,7 +377,7 @@ def test_node_process_exits_on_a_config_error_naming_the_key(tmp_path):
 
     bad = node_config(tmp_path, sync={"slop_s": -1.0})
     with ros_env.DomainLease() as lease:
-        result = subprocess.run([sys.executable, "-m", "fsmde_ros.node", "--ros-args", "-p", f"config:={bad}"],
-                                env=lease.env(), capture_output=True, text=True, timeout=60)
+        command = [sys.executable, "-m", "fsmde_ros.node", "--ros-args", "-p", f"config:={bad}"]
+        result = subprocess.run(command, env=lease.env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"configuration error: {bad}: sync.slop_s: -1.0 must be >= 0" in result.stderr
