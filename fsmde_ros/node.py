@@ -69,7 +69,11 @@ class SurroundDepthNode(Node):
         backend_param = self.declare_parameter("backend", "").value
         self.stats_file = self.declare_parameter("stats_file", "").value
         if config is None:
-            config = load_config(config_param, model_param or None, backend_param or None)
+            try:
+                config = load_config(config_param, model_param or None, backend_param or None)
+            except ConfigError:
+                super().destroy_node()  # nothing of this node exists yet beyond the rclpy node
+                raise
         self.config = config
         rig = config.rig
         self.stats = NodeStats(rig.names, self.get_fully_qualified_name())
