@@ -88,7 +88,7 @@ def plan_launch(values: dict[str, str], rviz_config: Path | None = None) -> list
         parameters["backend"] = v["backend"]
     plans = [ProcessPlan(PACKAGE, NODE_EXECUTABLE, NODE_NAME, namespace, [parameters])]
     if parse_bool(v["rviz"], "rviz"):
-        rviz = rviz_config or Path(config).parent / "surround_depth.rviz"
+        rviz = rviz_config or default_config_path().parent / "surround_depth.rviz"
         plans.append(ProcessPlan("rviz2", "rviz2", "rviz2", namespace,
                                  [{"use_sim_time": parameters["use_sim_time"]}], ["-d", str(rviz)]))
     return plans
