@@ -36,7 +36,7 @@ def tiny_model(path: Path) -> Path:
     return path
 
 
-def surround_bag(path: Path) -> tuple[Path, list[list[int]]]:
+def surround_bag(path: Path, storage: str = "mcap") -> tuple[Path, list[list[int]]]:
     """FRAMES sets at 12 Hz, cameras firing 8 ms apart, images SRC_W x SRC_H."""
     rig = load_rig(default_rig_path()).resized(SRC_W, SRC_H)
     rng = np.random.default_rng(0)
@@ -48,7 +48,7 @@ def surround_bag(path: Path) -> tuple[Path, list[list[int]]]:
             images=rng.integers(0, 256, (6, SRC_H, SRC_W, 3), dtype=np.uint8), K=rig.intrinsics(),
             cam2ego=rig.extrinsics(), sparse_depth=np.full((6, SRC_H, SRC_W), np.nan, np.float32),
             camera_names=tuple(rig.names), stamps_ns=s, frame_index=f))
-    write_surround_bag(path, samples)
+    write_surround_bag(path, samples, storage=storage)
     return path, stamps
 
 
@@ -141,7 +141,8 @@ def ros_node():
         rclpy.shutdown(context=context)
 
 
-def test_player_keeps_timing_loops_and_publishes_clock(tmp_path, ros_node):
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_player_keeps_timing_loops_and_publishes_clock(tmp_path, ros_node, storage):
     import threading
 
     from rclpy.executors import SingleThreadedExecutor
@@ -150,7 +151,7 @@ def test_player_keeps_timing_loops_and_publishes_clock(tmp_path, ros_node):
 
     from fsmde_ros.tools.replay import BagPlayer
 
-    bag, stamps = surround_bag(tmp_path / "bag")
+    bag, stamps = surround_bag(tmp_path / "bag", storage)
     topic = "/cameras/CAM_FRONT/image_raw"
     player = BagPlayer(ros_node, bag, rate=2.0, loop=True, clock=True, topics=[topic])
     clocks, images = [], []
