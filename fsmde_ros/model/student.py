@@ -77,7 +77,6 @@ class StudentNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> StudentOutput:
         """``images``: (B, 3, H, W) float RGB in [0, 1] with H x W the profile's input size."""
-        height, width = images.shape[-2:]
         x = (images - self.mean) / self.std
         skips = []
         for stage in self.encoder:
@@ -86,10 +85,10 @@ class StudentNet(nn.Module):
         bottleneck = skips.pop()
         x = bottleneck
         for block, skip in zip(self.decoder, reversed(skips), strict=True):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")  # H, W are multiples of 32
             x = block(torch.cat([x, skip], dim=1))
         features = x
-        logits = F.interpolate(self.logits_head(features), size=(height, width), mode="bilinear",
+        logits = F.interpolate(self.logits_head(features), scale_factor=2.0, mode="bilinear",
                                align_corners=False)
         logits = logits.permute(0, 2, 3, 1)
         log_probabilities = F.log_softmax(logits, dim=-1)
