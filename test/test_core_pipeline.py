@@ -292,3 +292,35 @@ def test_resize_averages_areas_only_where_the_image_halves(src, interpolation):
     pre = Preprocessor(160, 288)
     out = pre.apply(image, pre.plan(src[0], src[1], K))
     assert np.array_equal(out, cv2.resize(image, (288, 160), interpolation=interpolation))
+
+
+def test_any_n_camera_rig_works(tmp_path):
+    import yaml
+
+    from fsmde_ros.params import load_config
+    from fsmde_ros.rig import load_rig
+
+    data = yaml.safe_load(default_rig_path().read_text())
+    front = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT")
+    data["cameras"] = [c for c in data["cameras"] if c["name"] in front]
+    rig_path = tmp_path / "three.yaml"
+    rig_path.write_text(yaml.safe_dump(data))
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")
+    config_path = tmp_path / "node.yaml"
+    config_path.write_text(yaml.safe_dump({"rig": str(rig_path), "model": {"path": str(model)}}))
+    config = load_config(config_path)
+    rig = load_rig(rig_path)
+    assert [c.name for c in config.cameras] == rig.names == list(front)
+    assert sorted(rig.adjacent) == [(0, 1), (0, 2)]
+    small = rig.resized(MODEL_W, MODEL_H)
+    pipeline = SurroundPipeline(PlaneBackend(plane_depth(small, *GROUND)), rig.extrinsics(), rig.intrinsics(),
+                                (1600, 900), cloud=CloudSettings(max_range=200.0), max_invalid_fraction=1.0)
+    images = np.zeros((3, 900, 1600, 3), np.uint8)
+    out = pipeline.process([CameraFrame(images[i], rig.cameras[i].K, 1, rig.names[i]) for i in range(3)])
+    assert out.depth.shape == (3, MODEL_H, MODEL_W) and np.abs(out.cloud["z"]).max() < 1e-3
+    assert set(np.unique(out.cloud["camera"])) == {0, 1, 2}
+    monitor = ConsistencyMonitor(rig.names, small.intrinsics(), rig.extrinsics(), small.adjacent, MODEL_H,
+                                 MODEL_W, 0.5, 80.0)
+    health = monitor(out.depth)
+    assert len(health) == 2 and all(p.level == OK and p.count > 0 for p in health)
