@@ -127,11 +127,10 @@ def ensure_model(model: Path | None, work_dir: Path) -> tuple[Path, str]:
         return Path(model), f"model {model}"
     if DEFAULT_MODEL.is_file():
         return DEFAULT_MODEL, f"shipped model {DEFAULT_MODEL.relative_to(REPO_ROOT)}"
-    untrained = work_dir / "student_cpu_untrained.onnx"
-    if not untrained.is_file():
-        from fsmde_ros.model.onnx_export import export_onnx
-        from fsmde_ros.model.student import build_student
+    from fsmde_ros.model.onnx_export import export_onnx
+    from fsmde_ros.model.student import build_student
 
-        export_onnx(build_student("cpu", seed=0), untrained, check_parity=False)
+    untrained = work_dir / "student_cpu_untrained.onnx"  # exported afresh: always today's architecture
+    export_onnx(build_student("cpu", seed=0), untrained, check_parity=False)
     return untrained, (f"NOTE: {DEFAULT_MODEL.relative_to(REPO_ROOT)} is not there yet; running an UNTRAINED "
                        f"cpu-profile student ({untrained}): timings are real, depth values are not")
