@@ -139,6 +139,8 @@ def train(recipe: Recipe, clips: list[SurroundClip], resume: bool = False, progr
                              f"expected {depth.config}")
         depth.load_state_dict(init.state_dict())
     intrinsic = IntrinsicNet() if recipe.stage == "decomposition" else None
+    if recipe.init and intrinsic is not None and (Path(recipe.init) / INTRINSIC_FILE).is_file():
+        intrinsic.load_state_dict(load_intrinsic(recipe.init).state_dict())
     posenet = RigPoseNet() if recipe.pose == "network" and recipe.stage != "distill" else None
     start = _resume(out, depth, intrinsic, posenet) if resume and (out / DEPTH_FILE).is_file() else 0
     labels: list[torch.Tensor] = []
