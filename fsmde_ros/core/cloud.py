@@ -91,6 +91,9 @@ class CloudBuilder:
         self._origins = np.ascontiguousarray(np.concatenate(origins))
         self._norms = np.concatenate(norms)
         self._camera = np.concatenate(camera)
+        bounds = np.cumsum([0] + [len(c) for c in camera])
+        self._segments = [(int(bounds[i]), int(bounds[i + 1]), cam2ego[i, :3, 3].astype(np.float32))
+                          for i in range(n)]
 
     def _own_directions(self, i: int, ego_rays: np.ndarray, K: np.ndarray, cam2ego: np.ndarray,
                         axes_yaw: list[float]) -> np.ndarray:
@@ -131,12 +134,16 @@ class CloudBuilder:
             keep &= conf >= self.min_confidence
         # All sampled pixels valid (the usual case for a metric model): no gathers at all.
         sel = slice(None) if keep.all() else np.flatnonzero(keep)
-        rays, origins, index = self._rays[sel], self._origins[sel], self._index[sel]
+        index = self._index[sel]
         count = len(index)
         cloud = np.empty(count, dtype=CLOUD_DTYPE)
         floats = cloud.view(np.float32).reshape(count, CLOUD_DTYPE.itemsize // 4)
-        np.multiply(rays, d[sel, None], out=floats[:, :3])
-        floats[:, :3] += origins
+        np.multiply(self._rays[sel], d[sel, None], out=floats[:, :3])
+        if isinstance(sel, slice):  # camera by camera: add a 3-vector, read no per-point origins
+            for start, stop, origin in self._segments:
+                floats[start:stop, :3] += origin
+        else:
+            floats[:, :3] += self._origins[sel]
         if self.voxel_size > 0 and count:
             first = self._voxel_first(floats[:, :3])
             cloud, floats, index = cloud[first], floats[first], index[first]
@@ -145,11 +152,11 @@ class CloudBuilder:
         if images is None:
             raw[:, 12:15] = 128
         else:  # rgb float32 holds 0x00RRGGBB: bytes B, G, R, 0 in little-endian order
-            raw[:, 12:15] = images.reshape(-1, 3)[index][:, ::-1]
+            raw[:, 12:15] = np.take(images.reshape(-1, 3), index, axis=0)[:, ::-1]
         raw[:, 15] = 0
         floats[:, 4] = 1.0 if conf is None else conf[sel]
-        raw[:, 20] = self._camera[sel]
-        raw[:, 21:] = 0
+        # camera index in byte 20, zero padding in 21-23: one little-endian uint32 write
+        cloud.view("<u4").reshape(len(cloud), -1)[:, 5] = self._camera[sel]
         return cloud
 
     def _voxel_first(self, points: np.ndarray) -> np.ndarray:
