@@ -160,7 +160,10 @@ def cmd_sheet(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fsmde-synth", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fsmde-synth",
+        description="Generate SynthSurround, a surround-camera rosbag2, a benchmark or a contact sheet.",
+    )
     parser.add_argument("--rig", type=Path, default=default_rig_path(), help="rig YAML (default: nuScenes)")
     parser.add_argument("--width", type=int, default=DEFAULT_SIZE[1], help="rendered image width")
     parser.add_argument("--height", type=int, default=DEFAULT_SIZE[0], help="rendered image height")
