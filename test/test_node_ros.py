@@ -381,3 +381,20 @@ def test_node_process_exits_on_a_config_error_naming_the_key(tmp_path):
         result = subprocess.run(command, env=lease.env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"configuration error: {bad}: sync.slop_s: -1.0 must be >= 0" in result.stderr
+
+
+def test_domain_leases_are_exclusive_and_env_is_loopback_only(tmp_path):
+    with ros_env.DomainLease(tmp_path) as a, ros_env.DomainLease(tmp_path) as b:
+        assert a.domain_id != b.domain_id
+        env = a.env({"ROS_LOCALHOST_ONLY": "1", "PATH": "/bin"})
+        assert env["ROS_DOMAIN_ID"] == str(a.domain_id) and env["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp"
+        assert env["FASTDDS_DEFAULT_PROFILES_FILE"] == str(ros_env.profile_path())
+        assert env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SYSTEM_DEFAULT" and "ROS_LOCALHOST_ONLY" not in env
+    with ros_env.DomainLease(tmp_path) as c:  # released ids are handed out again
+        assert c.domain_id == a.domain_id
+    with pytest.raises(ros_env.RosEnvError, match="out of range"):
+        ros_env.loopback_env(500)
+    profile = ros_env.profile_path().read_text()
+    for needed in ("<useBuiltinTransports>false</useBuiltinTransports>", "<type>SHM</type>",
+                   "<address>127.0.0.1</address>", "<initialPeersList>"):
+        assert needed in profile
