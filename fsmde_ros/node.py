@@ -163,7 +163,7 @@ class SurroundDepthNode(Node):
                 self._drop(exc.reason, f"{self.config.cameras[camera].name} camera_info: {exc}")
                 return
             self._camera_info[camera] = (K, msg.width, msg.height)
-        return callback
+        return self._guarded(callback)
 
     def _image_callback(self, camera: int, compressed: bool) -> Callable[[Image | CompressedImage], None]:
         cam = self.config.cameras[camera]
@@ -195,7 +195,16 @@ class SurroundDepthNode(Node):
             frame = CameraFrame(image, info[0], stamp, msg.header.frame_id or cam.frame_id)
             for synced in self.sync.add(camera, stamp, frame, now):
                 self.worker.submit(synced)
-        return callback
+        return self._guarded(callback)
+
+    def _guarded(self, callback: Callable) -> Callable:
+        """``callback`` that counts and logs an unexpected exception instead of stopping the executor."""
+        def guarded(msg) -> None:
+            try:
+                callback(msg)
+            except Exception as exc:  # the node keeps running whatever one message does
+                self._drop("internal_error", f"callback failed: {type(exc).__name__}: {exc}", error=True)
+        return guarded
 
     # ----- worker thread: inference and publishing
     def _on_replaced(self, synced: SyncedSet) -> None:

@@ -277,6 +277,9 @@ def test_bad_input_is_counted_and_the_node_keeps_running(ros_context, tmp_path):
         assert node.snapshot()["sync_resets"] >= 1
         h.wait_for(lambda: any(kv.key == "drops_bad_encoding" for d in h.diagnostics for s in d.status
                                for kv in s.values), "drops in /diagnostics")
+        # Whatever else a callback meets is counted and logged; the executor keeps spinning.
+        node._guarded(lambda msg: 1 / 0)(None)
+        assert drops()["internal_error"] == 1 and "ZeroDivisionError" in node.stats.last_problem
     finally:
         h.close()
 
