@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from fsmde_ros.distill import evaluate, results, train
+from fsmde_ros.distill.recipe import RecipeError
+from fsmde_ros.distill.ship import ShipError, ship_student
 from fsmde_ros.distill.sources import SourceError, open_source
 from fsmde_ros.model.checkpoint import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
@@ -79,6 +81,17 @@ def test_student_trains_with_every_loss_caches_the_teacher_and_resumes(work, tmp
     train.main([*argv, "--no-progress"])
     assert [r["step"] for r in _log(resumed / "log.csv")] == ["1", "2", "3"]
     assert load_student(resumed / "model.safetensors")[1]["step"] == "3"
+
+
+def test_cache_only_fills_the_teacher_cache_of_another_split(work, capsys):
+    argv = [str(work / "student.yaml"), "--cache-only", "--set", "data.split=test", "--no-progress"]
+    train.main(argv)
+    assert "teacher cache filled" in capsys.readouterr().out
+    assert len(list((work / "cache").rglob("*.npy"))) == 4  # 2 student-train + 2 test frames
+    supervised = work / "supervised.yaml"
+    supervised.write_text(yaml.safe_dump({"data": {"root": str(work / "synth")}}))
+    with pytest.raises(RecipeError, match="needs a student recipe with a 'teacher'"):
+        train.main([str(supervised), "--cache-only"])
 
 
 def test_ddp_with_two_cpu_processes_on_gloo(work):
@@ -159,3 +172,8 @@ def test_sources_and_results_spec_errors(work, tmp_path):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({"data": {}, "rows": [{"name": "x"}]}))
     with pytest.raises(results.ResultsError, match="exactly one of 'run' or 'teacher'"):
         results.load_spec(tmp_path / "r.yaml")
+
+
+def test_ship_refuses_an_incomplete_run(tmp_path):
+    with pytest.raises(ShipError, match=r"model\.safetensors: missing"):
+        ship_student(tmp_path, {}, {}, models_dir=tmp_path / "models")

@@ -40,7 +40,7 @@ from fsmde_ros.distill.losses import (
     view_relation_loss,
 )
 from fsmde_ros.distill.overlap import PairOverlap, overlap_pairs, rig_from_calibration, sample_at
-from fsmde_ros.distill.recipe import KD_LOSSES, load_recipe
+from fsmde_ros.distill.recipe import KD_LOSSES, RecipeError, load_recipe
 from fsmde_ros.distill.sources import open_source
 from fsmde_ros.distill.teacher_net import TeacherConfig, TeacherNet
 from fsmde_ros.distill.teachers import TeacherCache, build_teacher
@@ -268,6 +268,20 @@ def run(recipe: dict, out_dir: str | Path, resume: bool = False, progress: bool 
             dist.destroy_process_group()
 
 
+def cache_only(recipe: dict, progress: bool = True) -> Path:
+    """Fill the teacher cache of a student recipe's data and train nothing (shards over torchrun ranks)."""
+    if recipe["kind"] != "student" or not isinstance(recipe["teacher"], dict):
+        raise RecipeError(f"{recipe['name']}: --cache-only needs a student recipe with a 'teacher'")
+    ctx = DistContext.from_env()
+    try:
+        torch.set_num_threads(int(recipe["train"]["threads"]))
+        _, H, W, _, _ = build_model(recipe)
+        return fill_teacher_cache(recipe, open_source(recipe["data"]), H, W, ctx, progress).dir
+    finally:
+        if ctx.enabled:
+            dist.destroy_process_group()
+
+
 def _train(recipe: dict, out: Path, resume: bool, progress: bool, ctx: DistContext) -> Path:
     train = recipe["train"]
     torch.set_num_threads(int(train["threads"]))
@@ -393,8 +407,18 @@ def main(argv: list[str] | None = None) -> None:
         help="override a recipe field, e.g. --set train.steps=200 (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="only run the teacher over the recipe's data into its cache, then exit",
+    )
     args = parser.parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
+    if args.cache_only:
+        where = cache_only(recipe, progress=not args.no_progress and sys.stderr.isatty())
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"{recipe['name']}: teacher cache filled in {where}")
+        return
     out = Path(args.out) if args.out else Path("runs") / recipe["name"]
     path = run(recipe, out, resume=args.resume, progress=not args.no_progress and sys.stderr.isatty())
     if int(os.environ.get("RANK", "0")) == 0:
