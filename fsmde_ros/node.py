@@ -303,7 +303,10 @@ class SurroundDepthNode(Node):
         if now - self._problem_logged.get(key, -PROBLEM_LOG_PERIOD_S) < PROBLEM_LOG_PERIOD_S:
             return
         self._problem_logged[key] = now
-        (self.get_logger().error if error else self.get_logger().warning)(f"[{key}] {message}")
+        if error:  # rclpy wants one severity per call site
+            self.get_logger().error(f"[{key}] {message}")
+        else:
+            self.get_logger().warning(f"[{key}] {message}")
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
