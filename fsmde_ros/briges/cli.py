@@ -46,6 +46,7 @@ def cmd_train_seg(args: argparse.Namespace, recipe: dict) -> None:
 
     cfg = recipe["segnet"]
     out = Path(args.out or Path(recipe["segmentation_model"]["path"]).parent)
+    torch.set_num_threads(int(recipe["train"]["threads"]))
     torch.manual_seed(int(recipe["seed"]))
     net = SegNet(len(CLASS_NAMES), int(cfg["width"]))
     _, frames = _frames(
