@@ -103,3 +103,15 @@ def test_bad_sync_settings_are_refused(kwargs):
 def test_unknown_camera_index_is_refused():
     with pytest.raises(ValueError, match="camera index 7"):
         ApproximateTimeSync(2, slop_ns=1).add(7, 1, None, 0.0)
+
+
+def test_a_loop_shorter_than_the_reset_jump_resets_when_every_camera_went_back():
+    sync = ApproximateTimeSync(3, slop_ns=10 * MS, reset_jump_ns=1_000 * MS)
+    loops = [feed(sync, 4, [0, 0, 0]) for _ in range(3)]  # a 0.25 s bag looped, well under reset_jump
+    # Each loop loses only its first set: cameras 0 and 1 are refused, camera 2 going back too resets.
+    assert [len(sets) for sets in loops] == [4, 3, 3]
+    assert sync.stats.resets == 2 and sync.stats.dropped["stale"] == 4
+    # One late camera alone never resets.
+    sync.add(0, 2_000 * MS, "a", 0.0)
+    sync.add(0, 1_999 * MS, "late", 0.0)
+    assert sync.stats.resets == 2 and sync.stats.dropped["out_of_order"] == 1

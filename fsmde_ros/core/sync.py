@@ -13,8 +13,10 @@ Algorithm (the semantics of message_filters' ``ApproximateTimeSynchronizer``, in
 4. A message is refused when its stamp is not newer than the last emitted set's stamp of its
    camera (``stale``), equals a pending stamp of its camera (``duplicate``), or is older than the
    newest message of its camera by at most ``reset_jump`` (``out_of_order``). A jump back by more
-   than ``reset_jump`` (a looping bag, a restarted player) resets the synchronizer: pending
-   messages are discarded as ``reset`` and the message starts afresh.
+   than ``reset_jump`` (a looping bag, a restarted player), or a step back on a camera while every
+   other camera's latest message went back to within ``slop`` of it too (all streams restarted
+   together: a loop shorter than ``reset_jump``; late messages of some cameras never trigger it),
+   resets the synchronizer: pending messages are discarded as ``reset``, the message starts afresh.
 5. Timeout (a silent camera never blocks the others): the synchronizer's clock is the newest stamp
    received on any camera. When the oldest pending message is older than that clock by more than
    ``timeout`` and no complete set formed, the cameras present within ``slop`` of it form a partial
@@ -93,6 +95,8 @@ class ApproximateTimeSync:
         self._items: list[list[tuple[Any, float]]] = [[] for _ in range(self.num_cameras)]
         self._newest: list[int | None] = [None] * self.num_cameras
         self._emitted: list[int | None] = [None] * self.num_cameras
+        # Stamp of each camera's latest message when it was refused for going back in time, else None.
+        self._went_back: list[int | None] = [None] * self.num_cameras
         self._clock: int | None = None
 
     def reset(self) -> None:
@@ -110,20 +114,21 @@ class ApproximateTimeSync:
         if not 0 <= camera < self.num_cameras:
             raise ValueError(f"camera index {camera} is not one of {self.num_cameras} cameras")
         newest = self._newest[camera]
-        if newest is not None and stamp_ns < newest - self.reset_jump_ns:
+        back = newest is not None and stamp_ns < newest
+        together = all(b is not None and abs(b - stamp_ns) <= self.slop_ns
+                       for c, b in enumerate(self._went_back) if c != camera)
+        if back and (stamp_ns < newest - self.reset_jump_ns or together):
             self.reset()
             newest = None
         elif self._emitted[camera] is not None and stamp_ns <= self._emitted[camera]:
-            self.stats.dropped["stale"] += 1
-            return []
+            return self._refuse(camera, "stale", stamp_ns if back else None)
         stamps = self._stamps[camera]
         pos = bisect.bisect_left(stamps, stamp_ns)
         if pos < len(stamps) and stamps[pos] == stamp_ns:
-            self.stats.dropped["duplicate"] += 1
-            return []
+            return self._refuse(camera, "duplicate", None)
         if newest is not None and stamp_ns < newest:
-            self.stats.dropped["out_of_order"] += 1
-            return []
+            return self._refuse(camera, "out_of_order", stamp_ns)
+        self._went_back[camera] = None
         stamps.insert(pos, stamp_ns)
         self._items[camera].insert(pos, (item, arrival_s))
         self._newest[camera] = stamp_ns
@@ -137,6 +142,11 @@ class ApproximateTimeSync:
             out.append(self._emit(complete))
         out.extend(self._expire())
         return out
+
+    def _refuse(self, camera: int, reason: str, went_back_to: int | None) -> list[SyncedSet]:
+        self.stats.dropped[reason] += 1
+        self._went_back[camera] = went_back_to
+        return []
 
     def _closest(self, camera: int, stamp_ns: int) -> int | None:
         """Index of camera's pending message closest to ``stamp_ns`` within slop, or None."""
