@@ -28,7 +28,7 @@ from fsmde_ros.selfsup.objective import (
 from fsmde_ros.selfsup.photometric import masked_mean
 from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
-from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, train
+from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, load_intrinsic, train
 from fsmde_ros.selfsup.views import TARGET, source_views
 
 H, W = 64, 96
@@ -192,6 +192,11 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
         rows = (run / "log.csv").read_text().splitlines()
         assert len(rows) == 3 and np.isfinite(float(rows[-1].split(",")[3]))
     assert (decomp / INTRINSIC_FILE).is_file() and (posenet / POSE_FILE).is_file()
+    # a decomposition run initialised from a decomposition run starts from its branch too
+    one_step = {"steps": 1, "lr": 1e-12, "log_every": 1, "checkpoint_every": 1, "threads": 1}
+    again = train(_recipe(tmp_path, "decomposition", "again", init=str(decomp), train=one_step), clips,
+                  progress=False)
+    torch.testing.assert_close(load_intrinsic(again).head.weight, load_intrinsic(decomp).head.weight)
     assert "mask_fraction" in (decomp / "log.csv").read_text().splitlines()[0]
     report = evaluate_runs({**teachers, "distilled student": str(student)}, clips, "toy")
     refl = report["depth"]["baseline"]["reflective"]
