@@ -150,9 +150,13 @@ class SurroundDepthNode(Node):
             backend, rig.extrinsics(), rig.intrinsics(), (rig.cameras[0].width, rig.cameras[0].height),
             cfg.input["preprocess"], cfg.cloud if cfg.output["cloud"] else None,
             cfg.output["max_invalid_fraction"])
+        started = time.perf_counter()
+        backend.infer(np.zeros(backend.input_shape, np.uint8))  # first-run allocations off the live path
+        warm_up_ms = (time.perf_counter() - started) * 1e3
         self.stats.backend = backend.name
         self.stats.backend_error = ""
-        self.get_logger().info(f"backend {backend.name}, input {backend.input_shape}, cameras {rig.names}")
+        self.get_logger().info(f"backend {backend.name}, input {backend.input_shape}, cameras {rig.names}, "
+                               f"warm-up inference {warm_up_ms:.0f} ms")
 
     # ----- callbacks (executor thread): cheap checks, decode, sync
     def _info_callback(self, camera: int) -> Callable[[CameraInfo], None]:
