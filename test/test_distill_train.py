@@ -77,6 +77,8 @@ def test_student_trains_with_every_loss_caches_the_teacher_and_resumes(work, tmp
     assert model.config.profile == "tiny" and meta["kind"] == "student" and meta["step"] == "2"
     resumed = tmp_path / "resumed"
     shutil.copytree(out, resumed)
+    with (resumed / "log.csv").open("a") as f:
+        f.write("9,0,0,0,0,0,0,0,0\n")  # a row logged after the checkpoint by a killed run
     argv = [str(work / "student.yaml"), "--out", str(resumed), "--resume", "--set", "train.steps=3"]
     train.main([*argv, "--no-progress"])
     assert [r["step"] for r in _log(resumed / "log.csv")] == ["1", "2", "3"]

@@ -258,6 +258,15 @@ def _save_model(recipe: dict, model: torch.nn.Module, path: Path, step: int) -> 
         tmp.replace(path)
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows past ``step`` (written after the checkpoint a resumed run starts from)."""
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
 def run(recipe: dict, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train as the recipe says; returns the path of ``model.safetensors``."""
     ctx = DistContext.from_env()
@@ -317,6 +326,8 @@ def _train(recipe: dict, out: Path, resume: bool, progress: bool, ctx: DistConte
     step = 0
     if resume and state_path.is_file():
         step, _ = load_training_state(state_path, model, optimizer)
+        if ctx.main and log_path.is_file():
+            _truncate_log(log_path, step)
     elif ctx.main:
         log_path.unlink(missing_ok=True)
     if ctx.main:
@@ -339,6 +350,7 @@ def _train(recipe: dict, out: Path, resume: bool, progress: bool, ctx: DistConte
         writer.writerow(["step", "lr", "loss", *terms_order, "sec_per_step"])
     epoch = step // max(1, len(loader))
     net.train()
+    t_log, step_log = time.perf_counter(), step
     try:
         while step < total:
             sampler.set_epoch(epoch)
@@ -346,7 +358,6 @@ def _train(recipe: dict, out: Path, resume: bool, progress: bool, ctx: DistConte
             for batch in loader:
                 if step >= total:
                     break
-                t0 = time.perf_counter()
                 lr = _lr_at(step, recipe)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -376,7 +387,9 @@ def _train(recipe: dict, out: Path, resume: bool, progress: bool, ctx: DistConte
                 if writer and (step % int(train["log_every"]) == 0 or step == total):
                     row = [step, f"{lr:.6g}", f"{loss.item():.6g}"]
                     row += [f"{terms[k].item():.6g}" if k in terms else "" for k in terms_order]
-                    writer.writerow([*row, f"{time.perf_counter() - t0:.4f}"])
+                    now = time.perf_counter()
+                    writer.writerow([*row, f"{(now - t_log) / max(1, step - step_log):.4f}"])
+                    t_log, step_log = now, step
                     log_file.flush()
                     bar.set_postfix(loss=f"{loss.item():.4f}")
                 if ctx.main and (step % int(train["checkpoint_every"]) == 0 or step == total):
