@@ -175,11 +175,16 @@ def run(args: argparse.Namespace) -> dict:
         timings = time_interleaved(calls, args.warmup, args.repeats)
     flops = sum(flops_by_op.values())
     sgemm_flops = 2 * SGEMM_SIZE**3
-    rates = {"size": SGEMM_SIZE,
-             "ort_matmul_gflops": round(sgemm_flops / timings.pop("sgemm_ort")["median_ms"] / 1e6, 1),
-             "torch_mm_gflops": round(sgemm_flops / timings.pop("sgemm_torch")["median_ms"] / 1e6, 1)}
+    sgemm = {"ort_matmul": timings.pop("sgemm_ort"), "torch_mm": timings.pop("sgemm_torch")}
+    rates = {"size": SGEMM_SIZE}
+    for name, times in sgemm.items():
+        rates[f"{name}_gflops"] = round(sgemm_flops / times["median_ms"] / 1e6, 1)
+        rates[f"{name}_gflops_best"] = round(sgemm_flops / times["min_ms"] / 1e6, 1)
     floor_ms = flops / max(rates["ort_matmul_gflops"], rates["torch_mm_gflops"]) / 1e6
+    # Fastest call against the fastest sgemm: what the ratio is on a machine without background load.
+    floor_best_ms = flops / max(rates["ort_matmul_gflops_best"], rates["torch_mm_gflops_best"]) / 1e6
     ort_batched = timings["ort_cpu_batched"]["median_ms"]
+    ort_batched_best = timings["ort_cpu_batched"]["min_ms"]
     single_calls = timings["ort_cpu_6_single_calls"]["median_ms"]
     torch_eager = timings["torch_eager_batched"]["median_ms"]
     report = {
@@ -195,9 +200,11 @@ def run(args: argparse.Namespace) -> dict:
         "flops_by_op": flops_by_op,
         "sgemm": rates,
         "flop_floor_ms": round(floor_ms, 3),
+        "flop_floor_best_ms": round(floor_best_ms, 3),
         **timings,
         "ratios": {
             "ort_batched_to_floor": round(ort_batched / floor_ms, 2),
+            "ort_batched_to_floor_best_of_runs": round(ort_batched_best / floor_best_ms, 2),
             "ort_single_calls_to_batched": round(single_calls / ort_batched, 2),
             "torch_eager_to_ort_batched": round(torch_eager / ort_batched, 2),
         },
@@ -244,6 +251,8 @@ def print_table(report: dict) -> None:
         row = report[key]
         print(f"{label:<28}{row['median_ms']:>11.1f}{row['p90_ms']:>10.1f}"
               f"{row['median_ms'] / report['flop_floor_ms']:>9.2f}")
+    print(f"best of runs: batched {report['ort_cpu_batched']['min_ms']:.1f} ms vs floor "
+          f"{report['flop_floor_best_ms']:.1f} ms = {report['ratios']['ort_batched_to_floor_best_of_runs']}x")
     goals = report["goals"]
     print(f"goal: batched <= {goals['batched_latency_ms_max']:.0f} ms and "
           f"<= {goals['batched_to_floor_max']}x floor: {'met' if goals['met'] else 'NOT met'}")
