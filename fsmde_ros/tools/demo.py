@@ -84,8 +84,10 @@ def contact_sheet(inputs: list[np.ndarray], depths: list[np.ndarray], cloud: np.
     bev = birds_eye(cloud)
     bottom = np.full((bev.shape[0], width, 3), 16, np.uint8)
     bottom[:, : bev.shape[1]] = bev
-    for k, line in enumerate([f"fused cloud: {cloud.size} points, bird's-eye view +-{BEV_HALF_M:.0f} m "
-                              "(rings every 10 m)", *caption]):
+    legend = [f"fused cloud: {cloud.size} points, bird's-eye view +-{BEV_HALF_M:.0f} m (rings every 10 m)",
+              f"depth colours: turbo on log depth, {DEPTH_RANGE[0]} m red to {DEPTH_RANGE[1]:.0f} m blue, "
+              "invalid black"]
+    for k, line in enumerate([*legend, *caption]):
         cv2.putText(bottom, line, (bev.shape[1] + 16, 28 + 24 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
                     (230, 230, 230), 1, cv2.LINE_AA)
     return np.vstack([*rows, bottom])
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> dict:
         procs.start("record", "fsmde_ros.tools.record", str(recorded), "--topics", *topics)
         procs.wait_for_line("record", "fsmde-record: recording", 60)
         procs.start("replay", "fsmde_ros.tools.replay", str(bag), "--rate", str(args.rate),
-                    "--wait-for", *[f"/cameras/{n}/image_raw" for n in names])
+                    "--wait-for")  # every topic of the bag: images and CameraInfo
         if procs.wait("replay", 600) != 0:
             raise ProcessError(f"replay failed:\n{procs.log_of('replay')[-3000:]}")
         time.sleep(1.5)  # the last set through inference, publishing and recording
@@ -193,7 +195,7 @@ def run(args: argparse.Namespace) -> dict:
     print(f"fsmde-demo: 3/5 outputs recorded to {recorded} (mcap; open it in Foxglove)", flush=True)
     stats = json.loads(stats_file.read_text())
     lines = summary_lines(stats)
-    sheet = sheet_from_bags(bag, recorded, names, lines[:2])
+    sheet = sheet_from_bags(bag, recorded, names, [note, *lines])
     sheet_path = out / "contact_sheet.png"
     cv2.imwrite(str(sheet_path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     print(f"fsmde-demo: 4/5 contact sheet {sheet_path}", flush=True)
