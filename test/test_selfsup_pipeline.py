@@ -184,6 +184,8 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
                            train={"steps": 2, "log_every": 1, "checkpoint_every": 2, "threads": 1,
                                   "mask_warmup": 1}), clips, progress=False)
     posenet = train(_recipe(tmp_path, "baseline", "posenet", pose="network"), clips, progress=False)
+    oracle = train(_recipe(tmp_path, "decomposition", "oracle", mask="dataset"), clips, progress=False)
+    assert float((oracle / "log.csv").read_text().splitlines()[-1].split(",")[-1]) > 0  # mask_fraction
     teachers = {"baseline": str(base), "decomposition": str(decomp)}
     student = train(_recipe(tmp_path, "distill", "student", teachers=teachers), clips, progress=False)
     for run in (base, decomp, posenet, student):
@@ -236,6 +238,11 @@ def test_recipes_in_config_load_and_bad_recipes_are_named(tmp_path):
         load_recipe(bad)
     with pytest.raises(RecipeError, match="expected an integer"):
         load_recipe(bad, ["train.stepz=", "train={steps: 1.5}"])
+    bad.write_text("name: x\nstage: decomposition\nout: o\nmask: true\n")
+    with pytest.raises(RecipeError, match="mask: expected a string"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="mask must be one of"):
+        load_recipe(bad, ["mask=oracle"])
     with pytest.raises(RecipeError, match="recipe file not found"):
         load_recipe(tmp_path / "missing.yaml")
 
@@ -276,6 +283,14 @@ def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):
     depth.grad = None
     baseline_loss(depth, clip, views, LossWeights())["loss"].backward()
     torch.testing.assert_close(grad_decomposition, depth.grad)
-    # with the mask, masked pixels take the diffuse error instead of the RGB error
-    out = decomposition_loss(depth.detach(), clip, views, log_l.detach(), log_r.detach(), LossWeights())
-    assert 0 < float(out["mask_fraction"]) < 0.2
+    # masked pixels give the depth no photometric gradient: with the true mirror as the mask, the
+    # depth loss is the baseline's RGB loss over the other pixels
+    depth.grad = None
+    out = decomposition_loss(depth, clip, views, log_l.detach(), log_r.detach(), LossWeights(),
+                             mask=clip.reflective)
+    rgb = score_views(clip.images.reshape(-1, 3, H, W), depth, clip, views, 0.85)
+    torch.testing.assert_close(out["photometric"], masked_mean(rgb.best, rgb.keep & ~clip.reflective))
+    out["loss"].backward()
+    assert float(depth.grad[clip.reflective].abs().max()) < float(depth.grad[~clip.reflective].abs().max())
+    predicted = decomposition_loss(depth.detach(), clip, views, log_l.detach(), log_r.detach(), LossWeights())
+    assert 0 < float(predicted["mask_fraction"]) < 0.2

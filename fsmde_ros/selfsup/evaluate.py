@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", required=True, help="run directory of the baseline stage")
     parser.add_argument("--decomposition", required=True, help="run directory of the decomposition stage")
     parser.add_argument("--student", help="run directory of the distill stage")
+    parser.add_argument("--oracle", help="run directory of a decomposition run trained with the true mask")
     parser.add_argument("--root", default="data/synth", help="SynthSurround dataset directory")
     parser.add_argument("--split", default="test")
     parser.add_argument("--height", type=int, default=96)
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     runs = {"baseline": args.baseline, "decomposition": args.decomposition}
+    if args.oracle:
+        runs["oracle mask (ablation)"] = args.oracle
     if args.student:
         runs["distilled student"] = args.student
     clips = load_clips(args.root, args.split, args.height, args.width, args.max_clips)

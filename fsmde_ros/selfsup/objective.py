@@ -89,28 +89,26 @@ def baseline_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews,
 
 def decomposition_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews, log_l: torch.Tensor,
                        log_r: torch.Tensor, weights: LossWeights, use_mask: bool = True,
+                       mask: torch.Tensor | None = None,
                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Decomposition-aware objective; ``log_l``/``log_r`` cover all 3 * N images of the clip.
 
     - the decomposition branch learns from reconstruction, sparsity, the contrastive term and the
       cross-view diffuse loss, with the depth held fixed (the depth aligns the views for it);
-    - the depth learns from the RGB photometric loss outside the reflection mask and, inside it, from
-      the photometric loss of the (fixed) diffuse images, which the reflection does not corrupt.
+    - the depth learns from the RGB photometric loss outside the reflection mask: reflective pixels
+      give it no photometric gradient (their appearance breaks the Lambertian assumption).
+
+    The mask is the Mahalanobis reflection mask of the RGB and diffuse errors, or ``mask``
+    (N, 1, H, W) when given (e.g. the dataset's true mask, for an oracle ablation); ``use_mask``
+    False trains the branch without masking the depth loss.
     """
-    diffuse_images = torch.exp(log_l)
     rgb = score_views(_frames(clip), depth, clip, views, weights.ssim_alpha)
-    diffuse = score_views(diffuse_images, depth.detach(), clip, views, weights.ssim_alpha)
-    if use_mask:
-        mask = reflection_mask(rgb.best.detach(), diffuse.best.detach(), rgb.seen, weights.mask_confidence)
-    else:
+    diffuse = score_views(torch.exp(log_l), depth.detach(), clip, views, weights.ssim_alpha)
+    if not use_mask:
         mask = torch.zeros_like(rgb.keep)
-    if bool(mask.any()):
-        diffuse_for_depth = score_views(diffuse_images.detach(), depth, clip, views, weights.ssim_alpha)
-        depth_error = torch.where(mask, diffuse_for_depth.best, rgb.best)
-        depth_keep = torch.where(mask, diffuse_for_depth.keep, rgb.keep)
-    else:
-        depth_error, depth_keep = rgb.best, rgb.keep
-    photometric = masked_mean(depth_error, depth_keep)
+    elif mask is None:
+        mask = reflection_mask(rgb.best.detach(), diffuse.best.detach(), rgb.seen, weights.mask_confidence)
+    photometric = masked_mean(rgb.best, rgb.keep & ~mask)
     cross_view = masked_mean(diffuse.best, diffuse.keep)
     n = clip.num_cameras
     recon = reconstruction_loss(_frames(clip), log_l, log_r)

@@ -17,6 +17,7 @@ from fsmde_ros.selfsup.objective import LossWeights
 
 STAGES = ("baseline", "decomposition", "distill")
 POSE_SOURCES = ("ego", "network")
+MASK_SOURCES = ("predicted", "dataset")
 
 
 class RecipeError(ValueError):
@@ -61,6 +62,7 @@ class Recipe:
     seed: int = 0
     pose: str = "ego"
     init: str = ""  # run directory whose depth network initialises this one
+    mask: str = "predicted"  # decomposition: the Mahalanobis mask, or the dataset's true mask (oracle)
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -106,7 +108,7 @@ def recipe_from_dict(data: dict, source: str) -> Recipe:
     """Build and validate a recipe; every error names ``source`` and the field."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a mapping")
-    top = {"name", "stage", "out", "seed", "pose", "init", *SECTIONS}
+    top = {"name", "stage", "out", "seed", "pose", "init", "mask", *SECTIONS}
     unknown = sorted(set(data) - top)
     if unknown:
         raise RecipeError(f"{source}: unknown top-level key(s) {unknown}")
@@ -118,6 +120,7 @@ def recipe_from_dict(data: dict, source: str) -> Recipe:
         seed=_typed(data.get("seed", 0), "int", f"{source}: seed"),
         pose=_typed(data.get("pose", "ego"), "str", f"{source}: pose"),
         init=_typed(data.get("init", ""), "str", f"{source}: init"),
+        mask=_typed(data.get("mask", "predicted"), "str", f"{source}: mask"),
         **{name: _section(cls, data.get(name), f"{source}: {name}") for name, cls in SECTIONS.items()},
     )
     validate(recipe, source)
@@ -129,6 +132,8 @@ def validate(recipe: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: stage must be one of {STAGES}, got {recipe.stage!r}")
     if recipe.pose not in POSE_SOURCES:
         raise RecipeError(f"{source}: pose must be one of {POSE_SOURCES}, got {recipe.pose!r}")
+    if recipe.mask not in MASK_SOURCES:
+        raise RecipeError(f"{source}: mask must be one of {MASK_SOURCES}, got {recipe.mask!r}")
     d, t = recipe.data, recipe.train
     if d.height <= 0 or d.width <= 0 or d.height % 32 or d.width % 32:
         raise RecipeError(f"{source}: data.height and data.width must be positive multiples of 32 (the "

@@ -100,6 +100,12 @@ class RunLog:
         self.writer = writer
 
 
+def _true_mask(clip: SurroundClip) -> torch.Tensor:
+    if clip.reflective is None:
+        raise ValueError(f"clip {clip.name}: recipe 'mask: dataset' needs the dataset's reflective mask")
+    return clip.reflective
+
+
 def _cosine(step: int, total: int) -> float:
     """Learning-rate factor: cosine from 1 to 0.1 over the run."""
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
@@ -184,7 +190,9 @@ def train(recipe: Recipe, clips: list[SurroundClip], resume: bool = False, progr
             else:
                 log_l, log_r = intrinsic(clip.images.reshape(-1, *clip.images.shape[2:]))
                 losses = decomposition_loss(pred, clip, views, log_l, log_r, recipe.loss,
-                                            use_mask=step >= recipe.train.mask_warmup, generator=generator)
+                                            use_mask=step >= recipe.train.mask_warmup,
+                                            mask=_true_mask(clip) if recipe.mask == "dataset" else None,
+                                            generator=generator)
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimiser.step()
