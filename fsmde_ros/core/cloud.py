@@ -113,11 +113,6 @@ class CloudBuilder:
             keep &= ~(seen & (_angle_gap(yaw, axes_yaw[j]) < own_gap))
         return keep
 
-    @property
-    def max_points(self) -> int:
-        """Points of a cloud where every sampled pixel is valid."""
-        return int(self._index.size)
-
     def build(self, depth: np.ndarray, confidence: np.ndarray | None = None,
               images: np.ndarray | None = None) -> np.ndarray:
         """Cloud (M,) of ``CLOUD_DTYPE`` from depth (N, H, W) metres (NaN = invalid), confidence (N, H, W)

@@ -15,7 +15,7 @@ import numpy as np
 from fsmde_ros.core.health import PairHealth
 from fsmde_ros.core.sync import SyncStats
 
-OK, WARN, ERROR, STALE = 0, 1, 2, 3
+OK, WARN, ERROR = 0, 1, 2
 """diagnostic_msgs/DiagnosticStatus levels."""
 
 STAGES = ("sync_wait", "queue", "preprocess", "inference", "postprocess", "fusion", "publish", "end_to_end")

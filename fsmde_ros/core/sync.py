@@ -36,9 +36,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-DROP_REASONS = ("queue_overflow", "superseded", "stale", "duplicate", "out_of_order", "reset",
-                "camera_missing", "incomplete")
-
 
 @dataclass
 class SyncedSet:
