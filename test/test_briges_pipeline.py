@@ -17,7 +17,7 @@ from fsmde_ros.briges.metrics import headline
 from fsmde_ros.briges.recipe import BrigesRecipeError, load_recipe
 from fsmde_ros.briges.segnet import SegNet, SegNetAdapter, load_segnet, save_segnet
 from fsmde_ros.briges.teacher import BrigesTeacher
-from fsmde_ros.briges.train import cosine_lr, train_gate, train_segnet
+from fsmde_ros.briges.train import cosine_lr, median_frequency_weights, train_gate, train_segnet
 from fsmde_ros.briges.unet_adapter import TeacherNetAdapter
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.distill.checkpoint import save_weights
@@ -198,6 +198,13 @@ def test_segnet_learns_the_toy_classes(tmp_path):
     scores = evaluate_segmentation(net, frames, ("road", "box", "pole", "sky"))
     assert scores["pixel_accuracy"] > 0.8 and set(scores["iou"]) == {"road", "box", "pole", "sky"}
     assert (tmp_path / "log.csv").read_text().startswith("step,lr,loss,pixel_accuracy")
+
+
+def test_median_frequency_weights_favour_rare_classes():
+    weights = median_frequency_weights(CameraFrames(SOURCE, H, W), 5, max_weight=8.0)
+    # toy scenes: road and sky are large, the pole is thin, class 4 never occurs
+    assert weights.shape == (5,) and float(weights[4]) == 8.0
+    assert float(weights[2]) > float(weights[1]) > float(weights[0])
 
 
 def test_gate_training_lowers_the_loss_and_touches_only_the_gate(tmp_path):

@@ -41,7 +41,7 @@ def _write_json(path: Path, data: dict) -> None:
 def cmd_train_seg(args: argparse.Namespace, recipe: dict) -> None:
     from fsmde_ros.briges.evaluate import evaluate_segmentation
     from fsmde_ros.briges.segnet import SegNet, save_segnet
-    from fsmde_ros.briges.train import train_segnet
+    from fsmde_ros.briges.train import median_frequency_weights, train_segnet
     from fsmde_ros.synth.classes import CLASS_NAMES
 
     cfg = recipe["segnet"]
@@ -52,6 +52,12 @@ def cmd_train_seg(args: argparse.Namespace, recipe: dict) -> None:
     _, frames = _frames(
         recipe, recipe["splits"]["train"], recipe["train"]["max_train_frames"], cfg["cameras"]
     )
+    weights = median_frequency_weights(frames, len(CLASS_NAMES)) if cfg["class_balance"] else None
+    if weights is not None:
+        print(
+            "segnet class weights: "
+            + ", ".join(f"{n} {w:.2f}" for n, w in zip(CLASS_NAMES, weights.tolist(), strict=True))
+        )
     train_segnet(
         net,
         frames,
@@ -62,6 +68,7 @@ def cmd_train_seg(args: argparse.Namespace, recipe: dict) -> None:
         int(recipe["seed"]),
         out / "segnet_log.csv",
         progress=not args.quiet,
+        class_weights=weights,
     )
     _, val = _frames(recipe, recipe["splits"]["val"], int(recipe["eval"]["val_frames"]), None)
     scores = evaluate_segmentation(net, val, CLASS_NAMES)

@@ -23,7 +23,15 @@ DEFAULTS: dict = {
     "splits": {"train": "teacher-train", "val": "val", "test": "test"},
     "depth_model": {"type": "synth", "path": "runs/teacher_synth/model.safetensors", "input_size": None},
     "segmentation_model": {"type": "segnet", "path": "runs/briges/segnet/segnet.safetensors"},
-    "segnet": {"width": 32, "steps": 600, "lr": 2e-3, "weight_decay": 1e-4, "batch_frames": 1, "cameras": 3},
+    "segnet": {
+        "width": 32,
+        "steps": 1500,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "batch_frames": 1,
+        "cameras": 3,
+        "class_balance": True,
+    },
     "gate": {"levels": [2, 3, 4], "dim": 64, "heads": 4, "temperature": "fixed", "tau": 1.0},
     "train": {
         "steps": 300,

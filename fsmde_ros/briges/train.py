@@ -66,6 +66,24 @@ class _CsvLog:
             self.file.close()
 
 
+def median_frequency_weights(
+    dataset: CameraFrames, num_classes: int, max_items: int = 50, max_weight: float = 10.0
+) -> torch.Tensor:
+    """Median-frequency class weights median(f) / f_c from up to ``max_items`` evenly spaced items,
+    capped at ``max_weight`` (absent classes get the cap), so thin, rare classes (poles, signs) count."""
+    step = max(1, len(dataset) // max_items)
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    for i in range(0, len(dataset), step):
+        counts += torch.bincount(dataset[i]["semantic"].flatten(), minlength=num_classes)[
+            :num_classes
+        ].double()
+    freq = counts / counts.sum()
+    present = freq > 0
+    weights = torch.full((num_classes,), max_weight, dtype=torch.float64)
+    weights[present] = (freq[present].median() / freq[present]).clamp(max=max_weight)
+    return weights.float()
+
+
 def train_segnet(
     net: SegNet,
     dataset: CameraFrames,
@@ -77,8 +95,9 @@ def train_segnet(
     log_path: Path | None = None,
     log_every: int = 10,
     progress: bool = False,
+    class_weights: torch.Tensor | None = None,
 ) -> list[dict]:
-    """Cross-entropy on the class maps with AdamW and a cosine schedule; returns the logged rows."""
+    """(Weighted) cross-entropy on the class maps, AdamW, cosine schedule; returns the logged rows."""
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     log = _CsvLog(log_path, ["step", "lr", "loss", "pixel_accuracy", "sec_per_step"])
     flips = torch.Generator().manual_seed(seed + 1)
@@ -92,7 +111,7 @@ def train_segnet(
             for group in optimiser.param_groups:
                 group["lr"] = rate
             logits = net(batch["images"])
-            loss = F.cross_entropy(logits, batch["semantic"])
+            loss = F.cross_entropy(logits, batch["semantic"], weight=class_weights)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
