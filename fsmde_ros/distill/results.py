@@ -121,7 +121,7 @@ def _training_summary(row: dict) -> str:
     if recipe["kind"] == "teacher":
         weights = "SSI disparity loss only"
     return (
-        f"seed {recipe['seed']}, {last_step} steps x {recipe['train']['batch_frames']} frames, "
+        f"seed {recipe['seed']}, {last_step} steps x {recipe['train']['batch_frames']} frame(s), "
         f"~{seconds / 60:.0f} min, {weights}"
     )
 
@@ -142,6 +142,16 @@ def table_row(name: str, result: dict, prof: dict) -> str:
         f"{prof['ort_cpu']['median_ms']:.0f}",
     ]
     return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def per_camera_table(rows: list[dict], measured: dict[str, tuple[dict, dict]]) -> list[str]:
+    """Markdown rows: AbsRel of every camera for every model."""
+    cameras = list(next(iter(measured.values()))[0]["per_camera"])
+    lines = ["| Model | " + " | ".join(cameras) + " |", "|" + "---|" * (len(cameras) + 1)]
+    for row in rows:
+        per = measured[row["key"]][0]["per_camera"]
+        lines.append(f"| {row['name']} | " + " | ".join(_fmt(per[c].get("abs_rel")) for c in cameras) + " |")
+    return lines
 
 
 def goals(spec: dict, measured: dict[str, tuple[dict, dict]]) -> list[str]:
@@ -218,7 +228,9 @@ def render(
             f"Cross-view AbsRel of the ground truth itself (nearest-pixel lookup, occlusions): "
             f"{floor['abs_rel']:.3f} (the floor of the column).",
         ]
-    lines += ["", "## Goals", "", *goals(spec, measured), "", "## Training runs", ""]
+    lines += ["", "## Goals", "", *goals(spec, measured), "", "## AbsRel per camera", ""]
+    lines += per_camera_table([*rows, *ablations], measured)
+    lines += ["", "## Training runs", ""]
     for row in [*rows, *ablations]:
         summary = _training_summary(row)
         if summary:
