@@ -41,6 +41,9 @@ def test_in_process_timing_runs_the_pipeline_on_the_first_set(tmp_path, capsys):
     assert set(timing["stages_ms"]) == {"preprocess", "inference", "postprocess", "fusion"}
     assert timing["cloud_stride"] == 2 and 0 < timing["cloud_points"] <= 6 * 32 * 48
     assert timing["source_size"] == [192, 108]
+    stages = timing["stages_ms"]
+    assert timing["non_network_without_publish_median_ms"] == pytest.approx(
+        stages["preprocess"]["median"] + stages["postprocess"]["median"] + stages["fusion"]["median"])
     result = {"backend": "b", "input_shape": [6, 64, 96, 3], "duration_s_per_phase": 1.0,
               "phases": {"nominal": phase_summary(stats())}, "in_process": timing,
               "overload_p99_over_nominal_p99": 1.0, "goals": {"hz_ge_10": True}}
