@@ -86,19 +86,29 @@ def summarize(seconds: list[float]) -> dict[str, float]:
             "min_ms": round(float(ms.min()), 3)}
 
 
+BLOCK = 4
+"""Timed calls per block; each block starts with one untimed call."""
+
+
 def time_interleaved(calls: dict, warmup: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Time every call once per round, rounds repeated: on a shared machine all measurements then see
-    the same background load, which keeps their ratios meaningful."""
+    """``repeats`` timings of every call, taken in rounds of one block per call.
+
+    Interleaving makes all measurements see the same background load on a shared machine, which keeps
+    their ratios meaningful; the untimed call opening each block lets the thread pool of the previous
+    runtime (ONNX Runtime sessions and torch each own one, and spin briefly after a call) go idle.
+    """
     for _ in range(warmup):
         for call in calls.values():
             call()
     seconds: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
+    while len(seconds[next(iter(calls))]) < repeats:
         for name, call in calls.items():
-            start = time.perf_counter()
             call()
-            seconds[name].append(time.perf_counter() - start)
-    return {name: summarize(values) for name, values in seconds.items()}
+            for _ in range(BLOCK):
+                start = time.perf_counter()
+                call()
+                seconds[name].append(time.perf_counter() - start)
+    return {name: summarize(values[:repeats]) for name, values in seconds.items()}
 
 
 def ort_session(path: Path, threads: int):
@@ -216,7 +226,8 @@ def run(args: argparse.Namespace) -> dict:
         "machine": {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "python": platform.python_version(),
                     "onnxruntime": ort.__version__, "torch": torch.__version__,
                     "load_average_before": [round(v, 2) for v in load_before],
-                    "load_average_after": [round(v, 2) for v in os.getloadavg()]},
+                    "load_average_after": [round(v, 2) for v in os.getloadavg()],
+                    "scheduler": scheduler_state()},
     }
     output = Path(args.output or f"docs/bench/model_{config.profile}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +235,20 @@ def run(args: argparse.Namespace) -> dict:
     print_table(report)
     print(f"wrote {output}")
     return report
+
+
+def scheduler_state() -> dict[str, str]:
+    """Linux autogroup state of this process: with autogroups on, ``nice`` only ranks processes of one
+    session, so background jobs of other sessions compete with the benchmark as equals."""
+    state = {}
+    for key, path in (("autogroup_enabled", "/proc/sys/kernel/sched_autogroup_enabled"),
+                      ("autogroup", "/proc/self/autogroup")):
+        try:
+            state[key] = Path(path).read_text().strip()
+        except OSError:
+            state[key] = "unavailable"
+    state["nice"] = str(os.nice(0))
+    return state
 
 
 def cpu_model() -> str:
