@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from fsmde_ros.backends import BackendError, create_backend, factory, resolve_kind
+from fsmde_ros.backends import BackendError, backend_candidates, create_backend, factory
 from fsmde_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, provider_list
 from fsmde_ros.model import build_student
 from fsmde_ros.model.onnx_export import export_onnx
@@ -18,21 +18,47 @@ def tiny_onnx(tmp_path_factory):
 def test_auto_prefers_tensorrt_then_ort_cuda_then_cpu(monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="fsmde_ros.backends.factory")
     monkeypatch.setattr(factory, "tensorrt_unavailable_reason", lambda: None)
-    assert resolve_kind("auto") == "tensorrt"
-    monkeypatch.setattr(factory, "tensorrt_unavailable_reason", lambda: "no tensorrt")
     monkeypatch.setattr(factory, "ort_cuda_unavailable_reason", lambda: None)
-    assert resolve_kind("auto") == "ort-cuda"
+    assert backend_candidates("auto") == ["tensorrt", "ort-cuda", "ort-cpu"]
+    monkeypatch.setattr(factory, "tensorrt_unavailable_reason", lambda: "no tensorrt")
+    assert backend_candidates("auto") == ["ort-cuda", "ort-cpu"]
     monkeypatch.setattr(factory, "ort_cuda_unavailable_reason", lambda: "no cuda provider")
-    assert resolve_kind("auto") == "ort-cpu"
-    expected = "backend auto -> ort-cpu (native TensorRT unavailable: no tensorrt; no cuda provider)"
-    assert expected in caplog.text
+    assert backend_candidates("auto") == ["ort-cpu"]
+    assert "backend auto: skipping tensorrt (no tensorrt)" in caplog.text
+    assert "backend auto: skipping ort-cuda (no cuda provider)" in caplog.text
+    assert backend_candidates("ort-cuda") == ["ort-cuda"]
+
+
+def test_auto_falls_back_when_a_candidate_fails_to_open(tiny_onnx, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="fsmde_ros.backends.factory")
+    monkeypatch.setattr(factory, "tensorrt_unavailable_reason", lambda: None)
+    monkeypatch.setattr(factory, "ort_cuda_unavailable_reason", lambda: None)
+    opened = []
+    real_open = factory.open_backend
+
+    def open_backend(kind, model_path, **options):
+        opened.append((kind, options["precision"]))
+        if kind != "ort-cpu":
+            raise BackendError(f"{model_path}: {kind} cannot start here")
+        return real_open(kind, model_path, **options)
+
+    monkeypatch.setattr(factory, "open_backend", open_backend)
+    backend = create_backend("auto", tiny_onnx, precision="fp16")
+    assert backend.name == "onnxruntime-cpu"
+    assert opened == [("tensorrt", "fp16"), ("ort-cuda", "fp32"), ("ort-cpu", "fp32")]
+    assert "backend auto: tensorrt failed" in caplog.text and "backend auto -> onnxruntime-cpu" in caplog.text
+
+
+def test_auto_raises_the_last_candidates_error(tmp_path):
+    with pytest.raises(BackendError, match=r"absent\.onnx: model file not found"):
+        create_backend("auto", tmp_path / "absent.onnx")
 
 
 def test_auto_on_this_machine_runs_ort_cpu(tiny_onnx, caplog):
     caplog.set_level(logging.INFO)
     backend = create_backend("auto", tiny_onnx, num_cameras=6, input_size=(64, 96), threads=1)
     assert isinstance(backend, OnnxRuntimeBackend) and backend.name == "onnxruntime-cpu"
-    assert "backend auto -> ort-cpu" in caplog.text
+    assert "backend auto -> onnxruntime-cpu" in caplog.text
 
 
 def test_unknown_kind_and_precision(tiny_onnx):

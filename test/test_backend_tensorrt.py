@@ -435,9 +435,9 @@ def fake_gpu(monkeypatch):
 
 
 def test_build_cache_reuse_and_rebuild_on_stale_sidecar(fake_gpu, tiny_onnx, tmp_path):
-    from fsmde_ros.backends.factory import resolve_kind
+    from fsmde_ros.backends.factory import backend_candidates
 
-    assert resolve_kind("auto") == "tensorrt"
+    assert backend_candidates("auto")[0] == "tensorrt"
     images = camera_sets(1, h=64, w=96)[0]
     backend = create_backend("auto", tiny_onnx, precision="fp16", engine_dir=tmp_path)
     assert backend.name == "tensorrt-fp16" and fake_gpu.builds == [{"flags": ["FP16"]}]

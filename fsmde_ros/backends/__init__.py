@@ -2,7 +2,7 @@
 
 from fsmde_ros.backends.base import BackendError, DepthBackend, InferenceResult
 from fsmde_ros.backends.checks import InputError
-from fsmde_ros.backends.factory import BACKEND_KINDS, PRECISIONS, create_backend, resolve_kind
+from fsmde_ros.backends.factory import BACKEND_KINDS, PRECISIONS, backend_candidates, create_backend
 
 __all__ = [
     "BACKEND_KINDS",
@@ -11,6 +11,6 @@ __all__ = [
     "DepthBackend",
     "InferenceResult",
     "InputError",
+    "backend_candidates",
     "create_backend",
-    "resolve_kind",
 ]

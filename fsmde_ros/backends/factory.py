@@ -45,22 +45,22 @@ def ort_cuda_unavailable_reason() -> str | None:
     return None
 
 
-def resolve_kind(kind: str) -> str:
-    """The concrete backend ``auto`` means on this machine (TensorRT, else ORT CUDA, else ORT CPU); logged."""
+def backend_candidates(kind: str) -> list[str]:
+    """Backends to try for ``kind``: itself, or for ``auto`` those usable here in the order TensorRT,
+    ORT CUDA, ORT CPU (the reasons for skipping any are logged)."""
     if kind not in BACKEND_KINDS:
         raise BackendError(f"unknown backend '{kind}' (known: {', '.join(BACKEND_KINDS)})")
     if kind != "auto":
-        return kind
-    trt_reason = tensorrt_unavailable_reason()
-    if trt_reason is None:
-        LOG.info("backend auto -> tensorrt")
-        return "tensorrt"
-    cuda_reason = ort_cuda_unavailable_reason()
-    if cuda_reason is None:
-        LOG.info("backend auto -> ort-cuda (native TensorRT unavailable: %s)", trt_reason)
-        return "ort-cuda"
-    LOG.info("backend auto -> ort-cpu (native TensorRT unavailable: %s; %s)", trt_reason, cuda_reason)
-    return "ort-cpu"
+        return [kind]
+    candidates = []
+    checks = (("tensorrt", tensorrt_unavailable_reason), ("ort-cuda", ort_cuda_unavailable_reason))
+    for name, unavailable in checks:
+        reason = unavailable()
+        if reason is None:
+            candidates.append(name)
+        else:
+            LOG.info("backend auto: skipping %s (%s)", name, reason)
+    return [*candidates, "ort-cpu"]
 
 
 def create_backend(kind: str, model_path: str | Path, *, num_cameras: int | None = None,
@@ -74,19 +74,43 @@ def create_backend(kind: str, model_path: str | Path, *, num_cameras: int | None
     ``precision`` (fp32/fp16/int8) applies to TensorRT; ``engine_dir`` holds native engines and the
     ORT TensorRT cache (default: beside the model); ``calibration`` is the int8 calibration source
     (``fsmde_ros.backends.tensorrt_calibration.CalibrationBatchStream``) for a native int8 build.
+
+    ``auto`` opens the first candidate that works (a candidate that fails is logged and skipped; the
+    last one's error is raised); ORT candidates run fp32 whatever ``precision`` asks of TensorRT.
     """
     model_path = Path(model_path)
     if precision not in PRECISIONS:
         raise BackendError(f"{model_path}: unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
-    kind = resolve_kind(kind)
+    candidates = backend_candidates(kind)
+    options = dict(num_cameras=num_cameras, input_size=input_size, threads=threads, device_id=device_id,
+                   engine_dir=engine_dir, calibration=calibration)
+
+    def opened(candidate: str) -> DepthBackend:
+        wanted = precision if kind != "auto" or candidate == "tensorrt" else "fp32"
+        backend = open_backend(candidate, model_path, precision=wanted, **options)
+        LOG.info("backend %s -> %s (%s)", kind, backend.name, model_path)
+        return backend
+
+    for candidate in candidates[:-1]:
+        try:
+            return opened(candidate)
+        except BackendError as exc:
+            LOG.warning("backend auto: %s failed (%s); trying the next", candidate, exc)
+    return opened(candidates[-1])
+
+
+def open_backend(kind: str, model_path: Path, *, num_cameras: int | None, input_size: tuple[int, int] | None,
+                 threads: int | None, device_id: int, precision: str, engine_dir: str | Path | None,
+                 calibration) -> DepthBackend:
+    """One concrete backend (not ``auto``)."""
     if kind == "torch":
         import torch
 
         from fsmde_ros.backends.torch_backend import TorchBackend
 
-        device = f"cuda:{device_id}" if torch.cuda.is_available() else "cpu"
         if precision != "fp32":
             raise BackendError(f"{model_path}: the torch backend runs fp32 only, got precision '{precision}'")
+        device = f"cuda:{device_id}" if torch.cuda.is_available() else "cpu"
         return TorchBackend(model_path, num_cameras=num_cameras, input_size=input_size, device=device,
                             threads=threads)
     if model_path.suffix == ".safetensors":
