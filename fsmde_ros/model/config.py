@@ -47,34 +47,7 @@ class ModelConfig:
     bin_mlp_hidden: int
 
     def __post_init__(self) -> None:
-        self.validate(f"profile '{self.profile}'")
-
-    def validate(self, source: str) -> None:
-        """Raise ModelConfigError naming ``source`` and the field at fault."""
-
-        def fail(field: str, problem: str) -> None:
-            raise ModelConfigError(f"{source}: field '{field}' {problem}")
-
-        for name in ("input_height", "input_width"):
-            value = getattr(self, name)
-            if value <= 0 or value % INPUT_MULTIPLE:
-                fail(name, f"must be a positive multiple of {INPUT_MULTIPLE}, got {value}")
-        if self.num_cameras < 1:
-            fail("num_cameras", f"must be >= 1, got {self.num_cameras}")
-        if not (math.isfinite(self.min_depth) and self.min_depth > 0):
-            fail("min_depth", f"must be a finite positive number of metres, got {self.min_depth}")
-        if not (math.isfinite(self.max_depth) and self.max_depth > self.min_depth):
-            fail("max_depth", f"must be finite and > min_depth ({self.min_depth}), got {self.max_depth}")
-        if self.num_bins < 2:
-            fail("num_bins", f"must be >= 2, got {self.num_bins}")
-        if len(self.encoder_channels) != ENCODER_STAGES or min(self.encoder_channels) < 1:
-            fail("encoder_channels",
-                 f"must list {ENCODER_STAGES} positive widths, got {self.encoder_channels}")
-        if len(self.decoder_channels) != ENCODER_STAGES - 1 or min(self.decoder_channels) < 1:
-            fail("decoder_channels",
-                 f"must list {ENCODER_STAGES - 1} positive widths, got {self.decoder_channels}")
-        if self.bin_mlp_hidden < 1:
-            fail("bin_mlp_hidden", f"must be >= 1, got {self.bin_mlp_hidden}")
+        validate_fields(asdict(self), f"profile '{self.profile}'")
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -109,11 +82,8 @@ class ModelConfig:
             except (TypeError, ValueError) as exc:
                 raise ModelConfigError(
                     f"{source}: field '{name}' has invalid value {data[name]!r}: {exc}") from exc
-        config = cls.__new__(cls)
-        for name, value in values.items():
-            object.__setattr__(config, name, value)
-        config.validate(source)
-        return config
+        validate_fields(values, source)
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str, source: str) -> ModelConfig:
@@ -122,6 +92,33 @@ class ModelConfig:
         except json.JSONDecodeError as exc:
             raise ModelConfigError(f"{source}: stored model configuration is not valid JSON ({exc})") from exc
         return cls.from_dict(data, source)
+
+
+def validate_fields(values: dict, source: str) -> None:
+    """Raise ModelConfigError naming ``source`` and the field at fault."""
+
+    def fail(field: str, problem: str) -> None:
+        raise ModelConfigError(f"{source}: field '{field}' {problem}")
+
+    for name in ("input_height", "input_width"):
+        if values[name] <= 0 or values[name] % INPUT_MULTIPLE:
+            fail(name, f"must be a positive multiple of {INPUT_MULTIPLE}, got {values[name]}")
+    if values["num_cameras"] < 1:
+        fail("num_cameras", f"must be >= 1, got {values['num_cameras']}")
+    min_depth, max_depth = values["min_depth"], values["max_depth"]
+    if not (math.isfinite(min_depth) and min_depth > 0):
+        fail("min_depth", f"must be a finite positive number of metres, got {min_depth}")
+    if not (math.isfinite(max_depth) and max_depth > min_depth):
+        fail("max_depth", f"must be finite and > min_depth ({min_depth}), got {max_depth}")
+    if values["num_bins"] < 2:
+        fail("num_bins", f"must be >= 2, got {values['num_bins']}")
+    encoder, decoder = values["encoder_channels"], values["decoder_channels"]
+    if len(encoder) != ENCODER_STAGES or min(encoder) < 1:
+        fail("encoder_channels", f"must list {ENCODER_STAGES} positive widths, got {encoder}")
+    if len(decoder) != ENCODER_STAGES - 1 or min(decoder) < 1:
+        fail("decoder_channels", f"must list {ENCODER_STAGES - 1} positive widths, got {decoder}")
+    if values["bin_mlp_hidden"] < 1:
+        fail("bin_mlp_hidden", f"must be >= 1, got {values['bin_mlp_hidden']}")
 
 
 def _strict_int(value: object) -> int:
