@@ -223,6 +223,7 @@ class FakeGpu:
         self.memory: dict[int, np.ndarray] = {}
         self.builds: list[dict] = []
         self.contexts = 0
+        self.detached = 0
 
 
 def fake_modules(gpu: FakeGpu):
@@ -370,7 +371,7 @@ def fake_modules(gpu: FakeGpu):
             gpu.contexts -= 1
 
         def detach(self):
-            pass
+            gpu.detached += 1
 
     class Device:
         def __init__(self, index):
@@ -477,8 +478,10 @@ def test_int8_calibrates_once_then_uses_the_cache(fake_gpu, tiny_onnx, tmp_path)
     assert len(fake_gpu.builds) == 2
     cache.unlink()
     backend.plan.engine_path.unlink()
+    detached = fake_gpu.detached
     with pytest.raises(BackendError, match="int8 needs calibration images"):
         create_backend("tensorrt", tiny_onnx, precision="int8", engine_dir=tmp_path)
+    assert fake_gpu.contexts == 0 and fake_gpu.detached == detached + 1
 
 
 def test_build_engine_cli_builds_checks_and_times(fake_gpu, tiny_onnx, tmp_path, capsys):

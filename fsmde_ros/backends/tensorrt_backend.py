@@ -127,8 +127,11 @@ class TensorRTBackend(DepthBackend):
                 self._host[spec.name] = cuda.pagelocked_empty(shape, np.dtype(spec.dtype))
                 self._device[spec.name] = cuda.mem_alloc(self._host[spec.name].nbytes)
                 self._execution.set_tensor_address(spec.name, int(self._device[spec.name]))
-        finally:
+        except BaseException:
             self._context.pop()
+            self._context.detach()  # release the primary context this failed backend retained
+            raise
+        self._context.pop()
         LOG.info("%s: %s -> %s, input %s", self.name, self.model_path, self.plan.engine_path,
                  self._input_shape)
 
