@@ -3,7 +3,14 @@
 import pytest
 from test_replay import surround_bag
 
-from fsmde_ros.tools.bench_node import first_set, input_rate_hz, phase_summary, print_table, time_in_process
+from fsmde_ros.tools.bench_node import (
+    cpu_seconds,
+    first_set,
+    input_rate_hz,
+    phase_summary,
+    print_table,
+    time_in_process,
+)
 
 
 def test_input_rate_of_a_12_hz_bag(tmp_path):
@@ -16,7 +23,7 @@ def stats():
         return {"median": median, "p99": 2 * median, "mean": median, "count": 10}
 
     return {"mean_output_hz": 11.0, "published_sets": 10, "mean_input_hz": {"A": 12.0},
-            "drops": {"backend_busy": 2},
+            "drops": {"backend_busy": 2}, "node_cpu_s": 0.5,
             "stages_ms": {"preprocess": stage(2.0), "postprocess": stage(1.0), "fusion": stage(3.0),
                           "publish": stage(1.5), "inference": stage(60.0), "end_to_end": stage(70.0)}}
 
@@ -25,6 +32,15 @@ def test_phase_summary_adds_the_non_network_stages():
     summary = phase_summary(stats())
     assert summary["non_network_median_ms"] == pytest.approx(7.5)
     assert summary["end_to_end_p99_ms"] == 140.0 and summary["output_hz"] == 11.0
+    assert summary["node_cpu_ms_per_published_set"] == pytest.approx(50.0)
+
+
+def test_cpu_seconds_of_this_process_grow_with_work():
+    import os
+
+    before = cpu_seconds(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert cpu_seconds(os.getpid()) > before
 
 
 def test_in_process_timing_runs_the_pipeline_on_the_first_set(tmp_path, capsys):

@@ -69,22 +69,33 @@ def input_rate_hz(bag: Path) -> float:
     return (len(stamps) - 1) * NS_PER_S / (stamps[-1] - stamps[0])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_phase(name: str, bag: Path, config: Path, rate: float, duration: float, out: Path) -> dict:
-    """One node + one looping player for ``duration`` s; returns the node's final statistics."""
+    """One node + one looping player for ``duration`` s; returns the node's final statistics plus
+    the CPU time the node process used meanwhile (its own cost, whatever else loads the machine)."""
     stats_file = out / f"{name}_stats.json"
     stats_file.unlink(missing_ok=True)
     with RosProcesses(out / f"logs_{name}") as procs:
-        procs.start("node", "fsmde_ros.node", "--ros-args", "-p", f"config:={config}", "-p",
-                    f"stats_file:={stats_file}")
+        node = procs.start("node", "fsmde_ros.node", "--ros-args", "-p", f"config:={config}", "-p",
+                           f"stats_file:={stats_file}")
         procs.wait_for_line("node", "backend ", 120)
+        cpu_start = cpu_seconds(node.pid)
         procs.start("replay", "fsmde_ros.tools.replay", str(bag), "--loop", "--rate", f"{rate:.4f}",
                     "--wait-for")
         procs.wait_for_line("replay", "fsmde-replay:", 60)
         time.sleep(duration)
         procs.stop("replay")
         time.sleep(1.0)
+        node_cpu_s = cpu_seconds(node.pid) - cpu_start
         procs.stop("node")
-    return json.loads(stats_file.read_text())
+    stats = json.loads(stats_file.read_text())
+    stats["node_cpu_s"] = node_cpu_s
+    return stats
 
 
 def first_set(bag: Path, names: list[str]) -> list[CameraFrame]:
@@ -139,7 +150,8 @@ def phase_summary(stats: dict) -> dict:
             "end_to_end_median_ms": stages["end_to_end"]["median"],
             "end_to_end_p99_ms": stages["end_to_end"]["p99"],
             "non_network_median_ms": non_network, "stages_ms": stages, "drops": stats["drops"],
-            "input_hz": stats["mean_input_hz"]}
+            "input_hz": stats["mean_input_hz"], "node_cpu_s": stats["node_cpu_s"],
+            "node_cpu_ms_per_published_set": 1e3 * stats["node_cpu_s"] / max(1, stats["published_sets"])}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -192,7 +204,7 @@ def print_table(result: dict) -> None:
     print(f"\nfsmde-bench node: {result['backend']}, input {result['input_shape']}, "
           f"{result['duration_s_per_phase']:.0f} s per phase", flush=True)
     header = f"{'phase':<10}{'in Hz':>8}{'out Hz':>8}{'e2e med':>9}{'e2e p99':>9}{'infer':>8}" \
-             f"{'non-net':>9}{'fusion':>8}  drops"
+             f"{'non-net':>9}{'fusion':>8}{'cpu/set':>9}  drops"
     print(header)
     for name, p in result["phases"].items():
         stages = p["stages_ms"]
@@ -200,7 +212,8 @@ def print_table(result: dict) -> None:
         drops = ", ".join(f"{k} {v}" for k, v in p["drops"].items()) or "none"
         print(f"{name:<10}{in_hz:>8.1f}{p['output_hz']:>8.1f}{p['end_to_end_median_ms']:>9.1f}"
               f"{p['end_to_end_p99_ms']:>9.1f}{stages['inference']['median']:>8.1f}"
-              f"{p['non_network_median_ms']:>9.1f}{stages['fusion']['median']:>8.1f}  {drops}")
+              f"{p['non_network_median_ms']:>9.1f}{stages['fusion']['median']:>8.1f}"
+              f"{p['node_cpu_ms_per_published_set']:>9.1f}  {drops}")
     in_process = result["in_process"]
     print("in-process, no DDS (median / p99 ms): " + ", ".join(
         f"{name} {s['median']:.1f} / {s['p99']:.1f}" for name, s in in_process["stages_ms"].items())
