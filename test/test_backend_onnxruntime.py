@@ -19,7 +19,8 @@ def tiny(tmp_path_factory):
     """(model, onnx path, checkpoint path) of one tiny student."""
     root = tmp_path_factory.mktemp("tiny")
     model = build_student("tiny", seed=0).eval()
-    return model, export_onnx(model, root / "tiny.onnx").path, save_student(model, root / "tiny.safetensors")
+    onnx_path = export_onnx(model, root / "tiny.onnx", provenance={"kind": "tiny test student"}).path
+    return model, onnx_path, save_student(model, root / "tiny.safetensors")
 
 
 def images(n=6, h=64, w=96, seed=0):
@@ -29,6 +30,7 @@ def images(n=6, h=64, w=96, seed=0):
 def test_ort_cpu_equals_torch(tiny):
     model, onnx_path, _ = tiny
     backend = OnnxRuntimeBackend(onnx_path, provider="cpu", threads=1)
+    assert backend.info.provenance == {"kind": "tiny test student"}
     assert backend.input_shape == (6, 64, 96, 3) and backend.name == "onnxruntime-cpu"
     batch = images()
     result = backend.infer(batch, with_probabilities=True)

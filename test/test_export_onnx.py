@@ -57,11 +57,13 @@ def test_parity_failure_is_reported(tmp_path):
 
 def test_cli_exports_a_checkpoint(tmp_path, capsys):
     ckpt = save_student(build_student(dataclasses.replace(load_profile("tiny"), num_cameras=3), seed=1),
-                        tmp_path / "s.safetensors")
+                        tmp_path / "s.safetensors", {"recipe_name": "unit-test recipe"})
     assert export_cli.main(["--checkpoint", str(ckpt), "-o", str(tmp_path / "s.onnx")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["metadata"]["num_cameras"] == "3"
     assert summary["metadata"]["source"] == f"checkpoint {ckpt}"
+    assert summary["metadata"]["checkpoint.recipe_name"] == "unit-test recipe"
+    assert "checkpoint.fsmde_model_config" not in summary["metadata"]
     assert max(summary["parity_relative_error"].values()) <= PARITY_TOLERANCE
 
 

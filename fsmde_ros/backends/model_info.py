@@ -19,6 +19,7 @@ class ModelInfo:
     config: ModelConfig
     weights_sha256: str
     dynamic_batch: bool
+    provenance: dict[str, str]  # the exported checkpoint's metadata ('checkpoint.<key>' properties)
 
     def input_shape(self, num_cameras: int | None = None) -> tuple[int, int, int, int]:
         """(N, H, W, 3); N may differ from the exported one only for a dynamic-batch graph."""
@@ -54,8 +55,10 @@ def info_from_metadata(path: Path, metadata: dict[str, str]) -> ModelInfo:
         if stored is None or stored != (repr(value) if isinstance(value, float) else str(value)):
             raise BackendError(f"{path}: metadata '{key}' = {stored!r} contradicts the stored model "
                                f"configuration ({value!r})")
+    provenance = {key.removeprefix("checkpoint."): value for key, value in metadata.items()
+                  if key.startswith("checkpoint.")}
     return ModelInfo(path=path, config=config, weights_sha256=metadata.get("weights_sha256", ""),
-                     dynamic_batch=bool(dynamic_batch))
+                     dynamic_batch=bool(dynamic_batch), provenance=provenance)
 
 
 def check_graph_io(info: ModelInfo, inputs: list[tuple[str, str, list]], outputs: list[str]) -> None:

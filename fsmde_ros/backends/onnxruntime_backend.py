@@ -89,7 +89,8 @@ class OnnxRuntimeBackend(DepthBackend):
         self._input_shape = self.info.input_shape(num_cameras)
         self.provider = provider
         self.name = f"onnxruntime-{provider}"
-        LOG.info("%s: %s on %s, input %s", self.name, self.model_path, active, self._input_shape)
+        LOG.info("%s: %s on %s, input %s, provenance %s", self.name, self.model_path, active,
+                 self._input_shape, self.info.provenance or "not recorded")
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:

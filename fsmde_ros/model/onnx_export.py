@@ -58,8 +58,11 @@ def onnx_metadata(config: ModelConfig, weights_hash: str, dynamic_batch: bool, o
 
 def export_onnx(model: StudentNet, path: str | Path, num_cameras: int | None = None,
                 dynamic_batch: bool = False, opset: int = MIN_OPSET, check_parity: bool = True,
-                source: str = "") -> ExportReport:
-    """Export ``model`` for uint8 input (num_cameras, H, W, 3); run the parity check unless disabled."""
+                source: str = "", provenance: dict[str, str] | None = None) -> ExportReport:
+    """Export ``model`` for uint8 input (num_cameras, H, W, 3); run the parity check unless disabled.
+
+    ``provenance`` (e.g. a checkpoint's training metadata) is stored as ``checkpoint.<key>`` properties.
+    """
     import onnx
 
     if opset < MIN_OPSET:
@@ -84,6 +87,7 @@ def export_onnx(model: StudentNet, path: str | Path, num_cameras: int | None = N
                           dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
     graph = onnx.load(str(path))
     metadata = onnx_metadata(config, weights_sha256(model), dynamic_batch, opset, source)
+    metadata.update({f"checkpoint.{key}": str(value) for key, value in (provenance or {}).items()})
     del graph.metadata_props[:]
     for key, value in metadata.items():
         graph.metadata_props.add(key=key, value=value)

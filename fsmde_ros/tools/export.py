@@ -13,6 +13,9 @@ import sys
 
 from fsmde_ros.model.contract import OUTPUT_NAMES
 
+PROVENANCE_SKIPPED = ("fsmde_format", "fsmde_model_config", "weights_sha256")
+"""Checkpoint metadata the graph already states in its own properties."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsmde-export", description=__doc__,
@@ -39,15 +42,18 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.checkpoint:
-            model, _ = load_student(args.checkpoint)
+            model, checkpoint_metadata = load_student(args.checkpoint)
             source = f"checkpoint {args.checkpoint}"
+            provenance = {k: v for k, v in checkpoint_metadata.items() if k not in PROVENANCE_SKIPPED}
         else:
             model = build_student(args.untrained_profile, seed=args.seed)
             source = f"untrained profile {args.untrained_profile} (seed {args.seed})"
+            provenance = {"kind": "untrained student: random weights, for benchmarks and tests only"}
         if args.num_cameras is not None and args.num_cameras < 1:
             raise ExportError(f"--num-cameras must be >= 1, got {args.num_cameras}")
         report = export_onnx(model, args.output, num_cameras=args.num_cameras,
-                             dynamic_batch=args.dynamic_batch, opset=args.opset, source=source)
+                             dynamic_batch=args.dynamic_batch, opset=args.opset, source=source,
+                             provenance=provenance)
     except (CheckpointError, ModelConfigError, ExportError) as exc:
         print(f"fsmde-export: error: {exc}", file=sys.stderr)
         return 1
