@@ -1,6 +1,8 @@
 """Backend selection: auto falls back to ONNX Runtime CPU here, with the choice logged."""
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -90,3 +92,11 @@ def test_ort_tensorrt_provider_options_enable_the_engine_cache(tmp_path):
     assert options["trt_fp16_enable"] is True and options["device_id"] == 1
     assert [p if isinstance(p, str) else p[0] for p in providers[1:]] == ["CUDAExecutionProvider",
                                                                           "CPUExecutionProvider"]
+
+
+def test_backends_import_without_torch():
+    """torch is a training extra: the runtime path (factory, ORT and TensorRT backends) must not need it."""
+    code = ("import sys; import fsmde_ros.backends.factory, fsmde_ros.backends.onnxruntime_backend, "
+            "fsmde_ros.backends.tensorrt_backend, fsmde_ros.tools.build_engine; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

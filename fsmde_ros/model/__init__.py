@@ -1,19 +1,29 @@
-"""The student network: configuration profiles, the bin-head network, checkpoints."""
+"""The student network: configuration profiles, the bin-head network, checkpoints.
 
-from fsmde_ros.model.checkpoint import CheckpointError, load_student, save_student
-from fsmde_ros.model.config import ModelConfig, ModelConfigError, load_profile
-from fsmde_ros.model.student import DeployStudent, StudentNet, StudentOutput, build_student, images_to_tensor
+Names load lazily, so ``fsmde_ros.model.config`` and ``fsmde_ros.model.contract`` (all the inference
+backends need) import without torch, which only training and export require.
+"""
 
-__all__ = [
-    "CheckpointError",
-    "DeployStudent",
-    "ModelConfig",
-    "ModelConfigError",
-    "StudentNet",
-    "StudentOutput",
-    "build_student",
-    "images_to_tensor",
-    "load_profile",
-    "load_student",
-    "save_student",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "CheckpointError": "checkpoint",
+    "load_student": "checkpoint",
+    "save_student": "checkpoint",
+    "ModelConfig": "config",
+    "ModelConfigError": "config",
+    "load_profile": "config",
+    "DeployStudent": "student",
+    "StudentNet": "student",
+    "StudentOutput": "student",
+    "build_student": "student",
+    "images_to_tensor": "student",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
