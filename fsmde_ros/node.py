@@ -111,9 +111,11 @@ class SurroundDepthNode(Node):
         compressed = cfg.input["transport"] == "compressed"
         self.depth_pubs, self.info_pubs, self.conf_pubs = [], [], []
         for i, cam in enumerate(cfg.cameras):
+            # CameraInfo first: the executor serves ready subscriptions in creation order, so an image
+            # and its CameraInfo that arrive together are handled info first.
+            self.create_subscription(CameraInfo, cam.camera_info_topic, self._info_callback(i), in_qos)
             self.create_subscription(CompressedImage if compressed else Image, cam.image_topic,
                                      self._image_callback(i, compressed), in_qos)
-            self.create_subscription(CameraInfo, cam.camera_info_topic, self._info_callback(i), in_qos)
             self.depth_pubs.append(self.create_publisher(Image, f"{cam.name}/depth", out_qos))
             self.info_pubs.append(self.create_publisher(CameraInfo, f"{cam.name}/depth/camera_info", out_qos))
             if cfg.output["confidence"]:
