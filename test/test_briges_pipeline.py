@@ -358,6 +358,9 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
         "ctrl",
     }
     out = tmp_path / "briges.md"
+    metric_json = tmp_path / "student_eval.json"
+    metric = {"abs_rel": 0.1, "sq_rel": 0.2, "rmse": 3.0, "a1": 0.9}
+    metric_json.write_text(json.dumps({"mean": metric, "frames": 2, "cross_view": {"abs_rel": 0.05}}))
     cli.main(
         [
             "results",
@@ -380,11 +383,14 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
             "ctrl",
             "--extra",
             "learn@tau=0.5",
+            "--metric-eval",
+            f"student from BriGeS={metric_json}",
         ]
     )
     text = out.read_text()
     assert "| teacher alone | - |" in text and "best fixed tau (val)" in text and "make it so" in text
     assert "control: gate without segmentation" in text and "| gate `learn@tau=0.5` | 0.50 |" in text
+    assert "| student from BriGeS | 2 | 0.1000 | 0.2000 | 3.000 | 0.900 | 0.0500 |" in text
     onnx_path = tmp_path / "briges.onnx"
     cli.main(
         [

@@ -171,8 +171,9 @@ def cmd_results(args: argparse.Namespace, recipe: dict) -> None:
     test = json.loads(Path(args.test).read_text())
     params = {name: json.loads(Path(p).read_text()) for name, p in _parse_gates(args.parameters)}
     command = args.command or " ".join(sys.argv)
+    metric = {label: json.loads(Path(p).read_text()) for label, p in _parse_gates(args.metric_eval)}
     text = results_markdown(
-        val, test, params, args.fixed, args.learnable, command, args.control, tuple(args.extra)
+        val, test, params, args.fixed, args.learnable, command, args.control, tuple(args.extra), metric
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
@@ -239,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--extra", action="append", default=[], metavar="NAME", help="a further gate row (e.g. a seed)"
     )
     p.add_argument("--parameters", action="append", default=[], metavar="NAME=parameters.json")
+    p.add_argument(
+        "--metric-eval", action="append", default=[], metavar="LABEL=JSON", help="an fsmde-eval --json result"
+    )
     p.add_argument("--command", default=None, help="the reproducing command to print under the table")
     p.add_argument("--out", default="docs/results/briges.md")
     p.set_defaults(func=cmd_results)

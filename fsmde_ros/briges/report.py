@@ -42,10 +42,12 @@ def results_markdown(
     command: str,
     control: str | None = None,
     extra: tuple[str, ...] = (),
+    metric_evals: dict[str, dict] | None = None,
 ) -> str:
     """The markdown report: main table, temperature sweeps and parameter counts. ``control`` names the
     gate trained without segmentation features, ``extra`` further gates (e.g. other seeds), each run
-    at its own temperature."""
+    at its own temperature. ``metric_evals`` are ``fsmde-eval`` JSON results by row label (students
+    distilled from each teacher, teachers aligned to LiDAR), tabulated after the main table."""
     res = test["results"]
     for name in (TEACHER, fixed, learnable, *([control] if control else []), *extra):
         if name not in res:
@@ -99,6 +101,21 @@ def results_markdown(
                 for t in sorted(sweep)
             ]
             lines.append(f"| {label} | " + " | ".join(vals) + " |")
+    if metric_evals:
+        lines += [
+            "",
+            "Metric depth on the same split with the project's `fsmde-eval` (teachers: relative disparity"
+            " least-squares aligned to each image's sparse LiDAR; students: metric as predicted):",
+            "",
+            "| model | frames | AbsRel | SqRel | RMSE | delta1 | cross-view AbsRel |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for label, r in metric_evals.items():
+            m = r["mean"]
+            lines.append(
+                f"| {label} | {r['frames']} | {_fmt(m['abs_rel'])} | {_fmt(m['sq_rel'])} | "
+                f"{_fmt(m['rmse'], 3)} | {_fmt(m['a1'], 3)} | {_fmt(r['cross_view']['abs_rel'])} |"
+            )
     if parameters:
         lines += [
             "",
