@@ -2,7 +2,8 @@
 
 The rosbag route on machines without ``ros2 bag``: messages are read with the ``rosbags`` library
 (``fsmde_ros.bagio``) and published as the recorded CDR bytes (no deserialization), each at its
-recorded log time divided by ``--rate``. ``--loop`` starts over at the end (header stamps then jump
+recorded log time divided by ``--rate``. ``--loop`` starts over at the end until interrupted,
+``--loops N`` plays N passes (header stamps then jump
 back, which resets the node's sync); ``--clock`` publishes ``/clock`` with the bag time (run the
 node with ``use_sim_time:=true``). DDS settings come from the environment (``fsmde_ros.ros_env``).
 """
@@ -50,11 +51,13 @@ class PlayStats:
 class BagPlayer:
     """Publishes a bag's messages from ``node`` with the recorded timing scaled by ``rate``."""
 
-    def __init__(self, node, bag: str | Path, rate: float = 1.0, loop: bool = False, clock: bool = False,
+    def __init__(self, node, bag: str | Path, rate: float = 1.0, loops: int = 1, clock: bool = False,
                  topics: list[str] | None = None, qos_depth: int = 10) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
-        self.node, self.bag, self.rate, self.loop, self.clock = node, Path(bag), rate, loop, clock
+        if loops < 0:
+            raise ValueError(f"loops must be >= 0 (0 = until stopped), got {loops}")
+        self.node, self.bag, self.rate, self.loops, self.clock = node, Path(bag), rate, loops, clock
         self.info = bag_info(self.bag)
         wanted = self.info.topics if not topics else {t: self.info.topics.get(t) for t in topics}
         missing = [t for t, v in wanted.items() if v is None]
@@ -86,7 +89,8 @@ class BagPlayer:
         self.clock_pub.publish(msg)
 
     def play(self, should_stop=lambda: False) -> PlayStats:
-        """Play once (or until ``should_stop()`` or Ctrl-C when looping); returns what was published."""
+        """Play ``loops`` passes (0: until ``should_stop()``), stopping early on ``should_stop()`` or
+        Ctrl-C; returns what was published."""
         stats = PlayStats()
         started = time.monotonic()
         with contextlib.suppress(KeyboardInterrupt):
@@ -104,7 +108,9 @@ class BagPlayer:
                 while True:
                     now = time.monotonic()
                     if self.clock_pub is not None and now - last_clock >= CLOCK_PERIOD_S:
-                        self._publish_clock(bag0 + (now - wall0) * self.rate * NS_PER_S)
+                        # bag time now, never past the message about to go out (a late player holds it)
+                        bag_now = bag0 + (now - wall0) * self.rate * NS_PER_S
+                        self._publish_clock(min(bag_now, message.stamp_ns))
                         last_clock = now
                     if now >= target or should_stop():
                         break
@@ -115,14 +121,16 @@ class BagPlayer:
                 self.publishers[message.topic].publish(message.data)
                 stats.published[message.topic] += 1
             stats.loops += 1
-            if not self.loop or should_stop():
+            if stats.loops == self.loops or should_stop():
                 return
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3) or a single .mcap/.db3")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed factor (default 1.0)")
-    parser.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
+    passes = parser.add_mutually_exclusive_group()
+    passes.add_argument("--loop", action="store_true", help="start over at the end, until interrupted")
+    passes.add_argument("--loops", type=int, default=1, help="passes through the bag (default 1)")
     parser.add_argument("--clock", action="store_true", help="publish /clock with the bag time")
     parser.add_argument("--topics", nargs="+", help="play only these topics (default: all)")
     parser.add_argument("--wait-for", nargs="*", default=None, metavar="TOPIC",
@@ -138,7 +146,8 @@ def run(args: argparse.Namespace) -> PlayStats:
     rclpy.init()
     node = rclpy.create_node("fsmde_replay")
     try:
-        player = BagPlayer(node, args.bag, args.rate, args.loop, args.clock, args.topics, args.qos_depth)
+        player = BagPlayer(node, args.bag, args.rate, 0 if args.loop else args.loops, args.clock, args.topics,
+                           args.qos_depth)
         print(f"fsmde-replay: {args.bag}: {player.info.message_count} messages on {len(player.topics)} "
               f"topics, {player.info.duration_s:.2f} s at rate {args.rate}", flush=True)
         if args.wait_for is not None:
