@@ -252,9 +252,10 @@ def test_diagnostics_report_rates_latencies_drops_and_health():
 
 def test_worker_holds_one_in_flight_and_one_waiting_latest_wins():
     gate, done, replaced = threading.Event(), [], []
-    worker = LatestWinsWorker(lambda item: (gate.wait(5), done.append(item)), replaced.append, lambda e: None)
+    worker = LatestWinsWorker(lambda item: (gate.wait(30), done.append(item)), replaced.append,
+                              lambda e: None)
     worker.submit(0)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while worker.in_flight != 1 or worker._waiting is not None:
         assert time.monotonic() < deadline
         time.sleep(0.001)
@@ -262,7 +263,7 @@ def test_worker_holds_one_in_flight_and_one_waiting_latest_wins():
         worker.submit(item)
         assert worker.in_flight == 2
     gate.set()
-    assert worker.wait_idle(5)
+    assert worker.wait_idle(30)
     worker.stop()
     assert done == [0, 4] and replaced == [1, 2, 3]
 
@@ -277,9 +278,9 @@ def test_worker_survives_a_failing_item():
 
     worker = LatestWinsWorker(process, lambda item: None, errors.append)
     worker.submit("bad")
-    assert worker.wait_idle(5)
+    assert worker.wait_idle(30)
     worker.submit("good")
-    assert worker.wait_idle(5)
+    assert worker.wait_idle(30)
     worker.stop()
     assert done == ["good"] and str(errors[0]) == "boom"
 
