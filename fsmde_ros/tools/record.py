@@ -29,9 +29,22 @@ class Recorder:
         self.counts: Counter = Counter()
         types = self._discover(topics, discovery_timeout_s)
         qos = QoSProfile(depth=qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.subscriptions = []
         for topic in topics:
             callback = self._writer_for(topic, types[topic])
-            node.create_subscription(message_class(types[topic]), topic, callback, qos, raw=True)
+            self.subscriptions.append(
+                node.create_subscription(message_class(types[topic]), topic, callback, qos, raw=True))
+        self._wait_matched(discovery_timeout_s)
+
+    def _wait_matched(self, timeout_s: float) -> None:
+        """Wait until every subscription is matched with a publisher, so the first messages are kept."""
+        deadline = time.monotonic() + timeout_s
+        while any(s.get_publisher_count() == 0 for s in self.subscriptions):
+            if time.monotonic() > deadline:
+                unmatched = [s.topic_name for s in self.subscriptions if s.get_publisher_count() == 0]
+                raise BagError(f"{self.writer.path}: no publisher matched {unmatched} within {timeout_s} s "
+                               "(incompatible QoS?)")
+            time.sleep(0.02)
 
     def _discover(self, topics: list[str], timeout_s: float) -> dict[str, str]:
         deadline = time.monotonic() + timeout_s
