@@ -18,6 +18,7 @@ from fsmde_ros.model import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, make_clip
 from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown
+from fsmde_ros.selfsup.evaluate import main as evaluate_main
 from fsmde_ros.selfsup.objective import (
     LossWeights,
     baseline_loss,
@@ -29,6 +30,7 @@ from fsmde_ros.selfsup.photometric import masked_mean
 from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
 from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, load_intrinsic, train
+from fsmde_ros.selfsup.train import main as train_main
 from fsmde_ros.selfsup.views import TARGET, source_views
 
 H, W = 64, 96
@@ -294,3 +296,11 @@ def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):
     assert float(depth.grad[clip.reflective].abs().max()) < float(depth.grad[~clip.reflective].abs().max())
     predicted = decomposition_loss(depth.detach(), clip, views, log_l.detach(), log_r.detach(), LossWeights())
     assert 0 < float(predicted["mask_fraction"]) < 0.2
+
+
+def test_command_lines_report_bad_input_and_exit_2(tmp_path, capsys):
+    assert train_main([str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: recipe file not found" in capsys.readouterr().err
+    assert evaluate_main(["--baseline", str(tmp_path), "--decomposition", str(tmp_path), "--root",
+                          str(tmp_path), "--split", "test"]) == 2
+    assert "no such SynthSurround split directory" in capsys.readouterr().err

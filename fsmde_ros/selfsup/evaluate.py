@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from fsmde_ros.evaluation import EvalConfig, image_metrics
+from fsmde_ros.model import CheckpointError
 from fsmde_ros.selfsup.data import load_clips
 from fsmde_ros.selfsup.objective import LossWeights, predict_reflection_mask, score_views
 from fsmde_ros.selfsup.train import load_depth, load_intrinsic, predict_depth
@@ -207,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         runs["oracle mask (ablation)"] = args.oracle
     if args.student:
         runs["distilled student"] = args.student
-    clips = load_clips(args.root, args.split, args.height, args.width, args.max_clips)
-    report = evaluate_runs(runs, clips, args.split, args.max_depth)
+    try:
+        clips = load_clips(args.root, args.split, args.height, args.width, args.max_clips)
+        report = evaluate_runs(runs, clips, args.split, args.max_depth)
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:  # data, run and checkpoint errors
+        print(f"selfsup evaluate: error: {exc}", file=sys.stderr)
+        return 2
     text = markdown(report)
     print(text)
     if args.json:

@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from fsmde_ros.model import ModelConfig, StudentNet, load_profile, load_student, save_student
+from fsmde_ros.model import CheckpointError, ModelConfig, StudentNet, load_profile, load_student, save_student
 from fsmde_ros.selfsup.data import load_clips
 from fsmde_ros.selfsup.networks import IntrinsicNet, RigPoseNet
 from fsmde_ros.selfsup.objective import (
@@ -225,10 +226,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a recipe field, e.g. train.steps=200 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     args = parser.parse_args(argv)
-    recipe = load_recipe(args.recipe, args.overrides)
-    clips = load_clips(recipe.data.root, recipe.data.split, recipe.data.height, recipe.data.width,
-                       recipe.data.max_clips)
-    out = train(recipe, clips, resume=args.resume)
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        clips = load_clips(recipe.data.root, recipe.data.split, recipe.data.height, recipe.data.width,
+                           recipe.data.max_clips)
+        out = train(recipe, clips, resume=args.resume)
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:  # recipe, data and checkpoint errors
+        print(f"selfsup train: error: {exc}", file=sys.stderr)
+        return 2
     print(f"[{recipe.name}] done: {out}")
     return 0
 
