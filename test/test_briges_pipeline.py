@@ -331,6 +331,9 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
         "--control",
         f"ctrl={tmp_path / 'ctrl' / 'gate.safetensors'}",
         "--sweep",
+        "fixed",
+        "--sweep",
+        "learn",
     ]
     for split in ("val", "test"):
         cli.main(
@@ -426,3 +429,34 @@ def test_frame_subset_spreads_frames_evenly():
     assert subset.indices == [0, 3, 6, 9] and len(subset) == 4 and subset[1] == 3
     assert len(build.FrameSubset(list(range(3)), None)) == 3
     assert len(build.FrameSubset(list(range(3)), 8)) == 3
+
+
+def _fake(abs_rel: float, taus: list[float]) -> dict:
+    subset = {"mean": {"abs_rel": abs_rel, "a1": 1.0 - abs_rel}}
+    return {"all": subset, "boundary": subset, "thin": subset, "taus": taus}
+
+
+def test_best_fixed_tau_is_chosen_on_val_including_the_gates_own_tau():
+    from fsmde_ros.briges.report import best_tau, results_markdown
+
+    def split(name: str, fixed_own: float, swept: dict[float, float]) -> dict:
+        results = {TEACHER: _fake(0.3, []), "g": _fake(fixed_own, [1.0, 1.0]), "l": _fake(0.2, [0.9, 1.1])}
+        results.update({f"g@tau={t:g}": _fake(v, [t, t]) for t, v in swept.items()})
+        return {
+            "split": name,
+            "frames": 3,
+            "seed": 0,
+            "boundary_log_ratio": 0.15,
+            "thin_width": 5,
+            "results": results,
+        }
+
+    val = split("val", 0.25, {0.5: 0.27, 2.0: 0.22})
+    assert best_tau(val, "g") == 2.0
+    assert best_tau(split("val", 0.2, {0.5: 0.27, 2.0: 0.22}), "g") == 1.0
+    test = split("test", 0.24, {0.5: 0.26, 2.0: 0.21})
+    text = results_markdown(val, test, {}, "g", "l", "cmd")
+    assert "| + gate, best fixed tau (val) = 2 | 2 | 0.2100 |" in text
+    assert "| + gate, tau = 1 | 1 | 0.2400 |" in text and "-20.0%" in text
+    with pytest.raises(ValueError, match="no temperature sweep"):
+        best_tau(split("val", 0.2, {}) | {"results": {"g": _fake(0.2, [0.9, 1.1])}}, "g")

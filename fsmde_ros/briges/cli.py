@@ -136,7 +136,7 @@ def cmd_evaluate(args: argparse.Namespace, recipe: dict) -> None:
     variants = []
     for name, path in _parse_gates(args.gate):
         variants.append(Variant(name, path))
-        if args.sweep:
+        if name in args.sweep:
             variants += [Variant(f"{name}@tau={float(t):g}", path, float(t)) for t in ev["taus"]]
     variants += [Variant(name, path, control=True) for name, path in _parse_gates(args.control)]
     max_frames = args.max_frames if args.max_frames is not None else ev["max_frames"]
@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate the teacher alone and gate checkpoints")
     common(p)
     p.add_argument("--gate", action="append", default=[], metavar="NAME=PATH", help="a gate checkpoint")
-    p.add_argument("--sweep", action="store_true", help="also run each gate at every eval.taus temperature")
+    p.add_argument(
+        "--sweep", action="append", default=[], metavar="NAME", help="also run gate NAME at each eval.taus"
+    )
     p.add_argument(
         "--control",
         action="append",

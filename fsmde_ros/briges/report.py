@@ -14,9 +14,14 @@ from fsmde_ros.briges.metrics import SUBSETS, headline
 
 
 def _sweep(results: dict, gate: str) -> dict[float, str]:
-    """{tau: variant name} of the inference sweep of ``gate``."""
+    """{tau: variant name} of the inference sweep of ``gate``, with the gate at its own tau when that is
+    one value (a fixed-tau gate)."""
     prefix = f"{gate}@tau="
-    return {float(name[len(prefix) :]): name for name in results if name.startswith(prefix)}
+    sweep = {float(name[len(prefix) :]): name for name in results if name.startswith(prefix)}
+    own = set(results[gate]["taus"]) if gate in results else set()
+    if len(own) == 1:
+        sweep.setdefault(round(own.pop(), 6), gate)
+    return sweep
 
 
 def best_tau(val: dict, gate: str) -> float:
@@ -24,7 +29,7 @@ def best_tau(val: dict, gate: str) -> float:
     sweep = _sweep(val["results"], gate)
     if not sweep:
         raise ValueError(
-            f"results: the val evaluation has no temperature sweep of gate {gate!r} (use --sweep)"
+            f"results: the val evaluation has no temperature sweep of gate {gate!r} (use --sweep NAME)"
         )
     return min(sweep, key=lambda t: headline(val["results"][sweep[t]])["all_abs_rel"])
 
