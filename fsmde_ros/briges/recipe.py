@@ -34,7 +34,7 @@ DEFAULTS: dict = {
     },
     "gate": {"levels": [2, 3, 4], "dim": 64, "heads": 4, "temperature": "fixed", "tau": 1.0},
     "train": {
-        "steps": 300,
+        "steps": 600,
         "lr": 1e-3,
         "weight_decay": 1e-4,
         "warmup_steps": 20,
@@ -47,9 +47,9 @@ DEFAULTS: dict = {
         "max_train_frames": None,
     },
     "eval": {
-        "max_frames": None,
-        "val_frames": 12,
-        "taus": [0.5, 0.7, 1.0, 1.4, 2.0],
+        "max_frames": 36,
+        "val_frames": 30,
+        "taus": [0.5, 0.7, 1.4, 2.0],
         "max_depth": 80.0,
         "boundary_log_ratio": 0.15,
         "thin_width": 5,
