@@ -63,6 +63,9 @@ setup(
             "fsmde-train = fsmde_ros.distill.train:main",
             "fsmde-eval = fsmde_ros.distill.evaluate:main",
             "fsmde-results = fsmde_ros.distill.results:main",
+            "fsmde-briges = fsmde_ros.briges.cli:main",
+            "fsmde-selfsup-train = fsmde_ros.selfsup.train:main",
+            "fsmde-selfsup-eval = fsmde_ros.selfsup.evaluate:main",
         ],
     },
 )
