@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.geometry import pixel_rays
@@ -32,6 +31,8 @@ from fsmde_ros.selfsup.reflection_mask import reflection_mask
 from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, load_intrinsic, train
 from fsmde_ros.selfsup.train import main as train_main
 from fsmde_ros.selfsup.views import TARGET, source_views
+from fsmde_ros.synth.dataset import write_frame, write_manifest
+from fsmde_ros.synth.lidar import LidarModel
 
 H, W = 64, 96
 FRAME_NS = 83_333_333
@@ -252,22 +253,22 @@ def test_recipes_in_config_load_and_bad_recipes_are_named(tmp_path):
 def test_load_clips_reads_a_synthsurround_split(tmp_path, toy):
     samples, _ = toy
     rig = load_rig(default_rig_path()).resized(W, H)
-    cameras = [{"name": c.name, "K": c.K.tolist(), "cam2ego": c.cam2ego.tolist()} for c in rig.cameras]
-    rig_yaml = {"image_width": W, "image_height": H, "cameras": cameras}
-    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig_yaml))
+    write_manifest(tmp_path, rig, {"test": (1, len(samples))}, LidarModel(), 12.0, "toy")
     seq = tmp_path / "test" / "test_00000"
     seq.mkdir(parents=True)
     for s in samples:
-        np.savez_compressed(seq / f"frame_{s.frame_index:04d}.npz", images=s.images, K=s.K, cam2ego=s.cam2ego,
-                            stamps_ns=s.stamps_ns, ego_pose=s.ego_pose, camera_ego_poses=s.camera_ego_poses,
-                            depth=s.depth, reflective=s.reflective)
+        write_frame(seq / f"frame_{s.frame_index:04d}.npz", {
+            "images": s.images, "depth": s.depth, "sparse_depth": s.sparse_depth,
+            "semantic": np.zeros(s.depth.shape, np.uint8), "reflective": s.reflective,
+            "stamps_ns": s.stamps_ns, "ego_pose": s.ego_pose, "camera_ego_poses": s.camera_ego_poses,
+            "K": s.K, "cam2ego": s.cam2ego})
     clips = load_clips(tmp_path, "test", H // 2 * 2, W, max_clips=5)
     assert len(clips) == 2 and clips[1].name == "test_00000/2"
     torch.testing.assert_close(clips[0].images, clips_from_samples(samples, H, W)[0].images)
-    with pytest.raises(ClipError, match="no such SynthSurround split"):
+    with pytest.raises(ClipError, match="no sequence has three consecutive frames"):
         load_clips(tmp_path, "val", H, W)
     (seq / "frame_0001.npz").write_bytes(b"broken")
-    with pytest.raises(ClipError, match=r"frame_0001\.npz: not a readable SynthSurround frame"):
+    with pytest.raises(ClipError, match=r"frame_0001\.npz: not a readable frame file"):
         load_clips(tmp_path, "test", H, W)[0]
 
 
@@ -303,4 +304,4 @@ def test_command_lines_report_bad_input_and_exit_2(tmp_path, capsys):
     assert "missing.yaml: recipe file not found" in capsys.readouterr().err
     assert evaluate_main(["--baseline", str(tmp_path), "--decomposition", str(tmp_path), "--root",
                           str(tmp_path), "--split", "test"]) == 2
-    assert "no such SynthSurround split directory" in capsys.readouterr().err
+    assert "manifest not found" in capsys.readouterr().err

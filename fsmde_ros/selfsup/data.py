@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from fsmde_ros.datasets.errors import DatasetError
 from fsmde_ros.datasets.sample import SurroundSample
+from fsmde_ros.datasets.synthsurround import SynthSurroundDataset
 from fsmde_ros.geometry import scale_intrinsics
-from fsmde_ros.rig import Camera, load_rig, ring_neighbours
+from fsmde_ros.rig import Camera, ring_neighbours
 from fsmde_ros.selfsup.views import SurroundClip
 
 
@@ -151,40 +154,24 @@ def clips_from_samples(samples: Iterable[SurroundSample], height: int, width: in
     return Clips(dict(frames), height, width, max_clips)
 
 
-def read_synth_frame(path: Path, sequence: str, frame_index: int,
-                     camera_names: tuple[str, ...]) -> SurroundSample:
-    """One SynthSurround frame file (format of ``fsmde_ros.synth.dataset``) as a ``SurroundSample``."""
-    try:
-        with np.load(path) as data:
-            arrays = {key: data[key] for key in SYNTH_KEYS}
-    except (OSError, ValueError, KeyError) as exc:
-        raise ClipError(f"{path}: not a readable SynthSurround frame ({exc})") from exc
-    if arrays["images"].shape[0] != len(camera_names):
-        raise ClipError(f"{path}: {arrays['images'].shape[0]} images for a rig of "
-                        f"{len(camera_names)} cameras")
-    return SurroundSample(
-        images=arrays["images"], K=arrays["K"], cam2ego=arrays["cam2ego"],
-        sparse_depth=np.full(arrays["depth"].shape, np.nan, np.float32),
-        camera_names=camera_names, stamps_ns=arrays["stamps_ns"],
-        ego_pose=arrays["ego_pose"], depth=arrays["depth"], reflective=arrays["reflective"],
-        sequence=sequence, frame_index=frame_index, camera_ego_poses=arrays["camera_ego_poses"])
-
-
-SYNTH_KEYS = ("images", "K", "cam2ego", "stamps_ns", "ego_pose", "camera_ego_poses", "depth", "reflective")
-
-
 def load_clips(root: str | Path, split: str, height: int, width: int, max_clips: int | None = None) -> Clips:
-    """Clips of a SynthSurround split directory ``root/split/<sequence>/frame_<k>.npz``."""
-    split_dir = Path(root) / split
-    if not split_dir.is_dir():
-        raise ClipError(f"{split_dir}: no such SynthSurround split directory")
-    names = tuple(load_rig(Path(root) / "rig.yaml").names)
-    frames: dict[str, dict[int, Callable[[], SurroundSample]]] = {}
-    for seq_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
-        files = {int(f.stem.split("_")[1]): f for f in seq_dir.glob("frame_*.npz")}
-        frames[seq_dir.name] = {k: (lambda f=f, k=k, seq=seq_dir.name: read_synth_frame(f, seq, k, names))
-                                for k, f in files.items()}
+    """Clips of a SynthSurround split, read lazily through ``fsmde_ros.datasets.SynthSurroundDataset``."""
+    try:
+        dataset = SynthSurroundDataset(root, split)
+    except DatasetError as exc:
+        raise ClipError(str(exc)) from exc
+    frames: dict[str, dict[int, Callable[[], SurroundSample]]] = defaultdict(dict)
+    for i in range(len(dataset)):
+        sequence, index = dataset.frame_id(i)
+        frames[sequence][index] = partial(_read_frame, dataset, i)
     clips = Clips(frames, height, width, max_clips)
     if len(clips) == 0:
-        raise ClipError(f"{split_dir}: no sequence has three consecutive frames")
+        raise ClipError(f"{Path(root) / split}: no sequence has three consecutive frames")
     return clips
+
+
+def _read_frame(dataset: SynthSurroundDataset, i: int) -> SurroundSample:
+    try:
+        return dataset[i]
+    except DatasetError as exc:
+        raise ClipError(str(exc)) from exc
