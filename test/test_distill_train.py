@@ -19,7 +19,7 @@ from fsmde_ros.distill import evaluate, results, train
 from fsmde_ros.distill.recipe import RecipeError
 from fsmde_ros.distill.ship import ShipError, ship_student
 from fsmde_ros.distill.sources import SourceError, open_source
-from fsmde_ros.model.checkpoint import load_student
+from fsmde_ros.model.checkpoint import load_student, read_metadata
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.synth.dataset import generate_dataset
 
@@ -155,6 +155,8 @@ def test_eval_of_student_and_teacher_the_results_table_and_shipping(work, tmp_pa
     # the shipped ONNX, exported by fsmde-export, evaluates the same through ONNX Runtime
     card = (models / "MODEL_CARD.md").read_text()
     assert "Reproduce" in card and f"{full['mean']['abs_rel']:.3f}" in card
+    bins = json.loads(read_metadata(models / "student_cpu.safetensors")["fsmde_model_config"])["num_bins"]
+    assert f"({bins} log-spaced adaptive bins, 0.5-80 m)" in card
     onnx = _eval(models / "student_cpu.onnx", work / "synth", tmp_path / "o.json")
     assert onnx["mean"]["abs_rel"] == pytest.approx(full["mean"]["abs_rel"], rel=1e-3)
     assert results.main([*argv, "--ship", "teacher_lstsq"]) == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from fsmde_ros.evaluation import METRIC_NAMES
+from fsmde_ros.model.checkpoint import read_metadata
 
 
 class ShipError(RuntimeError):
@@ -59,10 +60,12 @@ def model_card(
     n, h, w, _ = profile["input"]
     train, params_m = recipe["train"], profile["parameters"] / 1e6
     frames, caps = evaluation["frames"], evaluation["protocol"]["max_depth"]
+    config = json.loads(read_metadata(weights)["fsmde_model_config"])
+    bins = f"{config['num_bins']} log-spaced adaptive bins, {config['min_depth']:g}-{config['max_depth']:g} m"
     return f"""# Model card: `{weights.stem}` (fsmde_ros default student)
 
 **What it is.** The `{recipe["model"]["profile"]}` profile student of fsmde_ros: a {params_m:.2f} M
-parameter encoder-decoder with a depth-bin head (32 log-spaced adaptive bins, 0.5-80 m), run on
+parameter encoder-decoder with a depth-bin head ({bins}), run on
 {n} cameras x {h} x {w} uint8 RGB per call; outputs metric z-depth, confidence, bin probabilities and
 bin centres. {profile["gflops"]:.1f} GFLOPs per {n}-camera set; ONNX Runtime CPU (2 threads, this
 2-core machine under load from other jobs) {profile["ort_cpu"]["median_ms"]:.0f} ms median per set.
