@@ -387,13 +387,13 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
             "--extra",
             "learn@tau=0.5",
             "--metric-eval",
-            f"student from BriGeS={metric_json}",
+            f"student (tau = 1)={metric_json}",
         ]
     )
     text = out.read_text()
     assert "| teacher alone | - |" in text and "best fixed tau (val)" in text and "make it so" in text
     assert "control: gate without segmentation" in text and "| gate `learn@tau=0.5` | 0.50 |" in text
-    assert "| student from BriGeS | 2 | 0.1000 | 0.2000 | 3.000 | 0.900 | 0.0500 |" in text
+    assert "| student (tau = 1) | 2 | 0.1000 | 0.2000 | 3.000 | 0.900 | 0.0500 |" in text
     onnx_path = tmp_path / "briges.onnx"
     cli.main(
         [

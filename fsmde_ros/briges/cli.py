@@ -171,7 +171,11 @@ def cmd_results(args: argparse.Namespace, recipe: dict) -> None:
     test = json.loads(Path(args.test).read_text())
     params = {name: json.loads(Path(p).read_text()) for name, p in _parse_gates(args.parameters)}
     command = args.command or " ".join(sys.argv)
-    metric = {label: json.loads(Path(p).read_text()) for label, p in _parse_gates(args.metric_eval)}
+    # a label may hold "=" (e.g. "tau = 1"); the path after the last one is the file
+    metric = {
+        label: json.loads(Path(p).read_text())
+        for label, _, p in (m.rpartition("=") for m in args.metric_eval)
+    }
     text = results_markdown(
         val, test, params, args.fixed, args.learnable, command, args.control, tuple(args.extra), metric
     )
