@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fsmde_ros.backends.factory import BACKEND_KINDS, PRECISIONS
 from fsmde_ros.core.cloud import OVERLAP_MODES
 from fsmde_ros.core.pipeline import CloudSettings
 from fsmde_ros.core.preprocess import MODES as PREPROCESS_MODES
 from fsmde_ros.rig import Rig, RigError, load_rig
+from fsmde_ros.yaml_io import read_yaml_mapping
 
 
 class ConfigError(ValueError):
@@ -223,16 +222,7 @@ def load_config(path: str | Path, model_path: str | None = None, backend: str | 
     """Load and validate a node configuration; ``model_path`` / ``backend`` override the file's."""
     path = Path(path).expanduser().resolve()
     source = str(path)
-    if not path.is_file():
-        raise ConfigError(f"{source}: configuration file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({exc})") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the configuration must be a mapping")
+    data = read_yaml_mapping(path, ConfigError, "configuration")
     known = {k for k in SCHEMA if k} | set(SCHEMA[""]) | {"cameras"}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from fsmde_ros.conventions import VEHICLE_FRAME
 from fsmde_ros.geometry import scale_intrinsics
+from fsmde_ros.yaml_io import read_yaml_mapping
 
 
 class RigError(ValueError):
@@ -140,14 +140,7 @@ def rig_from_dict(data: dict, source: str = "<rig>") -> Rig:
 
 def load_rig(path: str | Path) -> Rig:
     """Load and validate a rig YAML file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RigError(f"{path}: rig file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RigError(f"{path}: not valid YAML ({exc})") from exc
-    return rig_from_dict(data, str(path))
+    return rig_from_dict(read_yaml_mapping(path, RigError, "rig"), str(path))
 
 
 def default_rig_path() -> Path:

@@ -291,7 +291,7 @@ def test_recipe_defaults_overrides_and_errors(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(BrigesRecipeError, match="mapping"):
         load_recipe(bad)
-    with pytest.raises(BrigesRecipeError, match="cannot read"):
+    with pytest.raises(BrigesRecipeError, match=r"missing\.yaml: recipe file not found"):
         load_recipe(tmp_path / "missing.yaml")
 
 

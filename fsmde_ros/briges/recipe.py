@@ -12,9 +12,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
 from fsmde_ros.briges.attention import TEMPERATURE_MODES
+from fsmde_ros.yaml_io import apply_override, read_yaml_mapping
 
 DEFAULTS: dict = {
     "seed": 0,
@@ -77,34 +76,17 @@ def _merge(base: dict, override: dict, where: str) -> dict:
     return out
 
 
-def _set(recipe: dict, assignment: str, where: str) -> dict:
-    if "=" not in assignment:
-        raise BrigesRecipeError(f"{where}: override {assignment!r} must look like key.sub=value")
-    dotted, raw = assignment.split("=", 1)
-    override: dict = {}
-    node = override
-    keys = dotted.split(".")
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-    node[keys[-1]] = yaml.safe_load(raw)
-    return _merge(recipe, override, where)
-
-
 def load_recipe(path: str | Path | None, overrides: list[str] | None = None) -> dict:
     """The recipe at ``path`` (None: the defaults) merged over the defaults, then ``overrides``."""
     recipe = copy.deepcopy(DEFAULTS)
     where = "defaults"
     if path is not None:
         where = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise BrigesRecipeError(f"{path}: cannot read the recipe ({exc})") from exc
-        if not isinstance(data, dict):
-            raise BrigesRecipeError(f"{path}: a recipe must be a YAML mapping")
-        recipe = _merge(recipe, data, where)
+        recipe = _merge(recipe, read_yaml_mapping(path, BrigesRecipeError, "recipe"), where)
     for assignment in overrides or []:
-        recipe = _set(recipe, assignment, f"{where} --set")
+        override: dict = {}
+        apply_override(override, assignment, BrigesRecipeError)
+        recipe = _merge(recipe, override, f"{where} --set")
     validate(recipe, where)
     return recipe
 

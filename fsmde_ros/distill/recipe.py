@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
+from fsmde_ros.yaml_io import apply_override, read_yaml_mapping
 
 
 class RecipeError(ValueError):
@@ -63,26 +63,11 @@ def _merge(base: dict, override: dict, where: str) -> dict:
 def _read(path: Path, seen: tuple[Path, ...]) -> dict:
     if path in seen:
         raise RecipeError(f"{path}: 'base' chain loops ({' -> '.join(map(str, seen))})")
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping")
+    data = read_yaml_mapping(path, RecipeError, "recipe")
     base = data.pop("base", None)
     if base is None:
         return data
     return _merge(_read((path.parent / base).resolve(), (*seen, path)), data, str(path))
-
-
-def parse_override(text: str) -> tuple[list[str], object]:
-    """``a.b=value`` -> (['a', 'b'], YAML-parsed value)."""
-    if "=" not in text:
-        raise RecipeError(f"override {text!r}: expected key.sub=value")
-    key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict:
@@ -90,13 +75,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> dict:
     path = Path(path).resolve()
     recipe = _merge(DEFAULTS, _read(path, ()), str(path))
     for text in overrides or []:
-        keys, value = parse_override(text)
-        node = recipe
-        for k in keys[:-1]:
-            if not isinstance(node.get(k), dict):
-                raise RecipeError(f"override {text!r}: {k!r} is not a section of the recipe")
-            node = node[k]
-        node[keys[-1]] = value
+        apply_override(recipe, text, RecipeError)
     validate(recipe, str(path))
     recipe["name"] = recipe.get("name") or path.stem
     return recipe

@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import yaml
+from fsmde_ros.yaml_io import read_yaml_mapping
 
 ENCODER_STAGES = 5
 """Stride-2 encoder stages; input height and width must be multiples of 2**ENCODER_STAGES."""
@@ -136,13 +136,7 @@ def _int_tuple(value: object) -> tuple[int, ...]:
 def load_profile(profile: str, path: str | Path | None = None) -> ModelConfig:
     """The named profile (``cpu``, ``gpu``, ...) from ``path`` (default: config/model_profiles.yaml)."""
     path = Path(path) if path is not None else default_profiles_path()
-    if not path.is_file():
-        raise ModelConfigError(f"{path}: model profile file not found")
-    try:
-        profiles = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ModelConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(profiles, dict) or profile not in profiles:
-        known = sorted(profiles) if isinstance(profiles, dict) else []
-        raise ModelConfigError(f"{path}: no profile '{profile}' (known: {known})")
+    profiles = read_yaml_mapping(path, ModelConfigError, "model profile")
+    if profile not in profiles:
+        raise ModelConfigError(f"{path}: no profile '{profile}' (known: {sorted(profiles)})")
     return ModelConfig.from_dict({"profile": profile, **(profiles[profile] or {})}, f"{path} [{profile}]")

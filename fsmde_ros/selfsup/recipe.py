@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 from fsmde_ros.selfsup.objective import LossWeights
+from fsmde_ros.yaml_io import apply_override, read_yaml_mapping
 
 STAGES = ("baseline", "decomposition", "distill")
 POSE_SOURCES = ("ego", "network")
@@ -157,31 +156,10 @@ def validate(recipe: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: stage 'distill' needs teachers.baseline and teachers.decomposition")
 
 
-def _override(data: dict, text: str) -> None:
-    if "=" not in text:
-        raise RecipeError(f"override {text!r}: expected section.key=value")
-    key, value = text.split("=", 1)
-    path = key.strip().split(".")
-    node = data
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise RecipeError(f"override {text!r}: {part!r} is not a section")
-    node[path[-1]] = yaml.safe_load(value)
-
-
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate the recipe at ``path``."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping")
+    data = read_yaml_mapping(path, RecipeError, "recipe")
     for text in overrides or []:
-        _override(data, text)
+        apply_override(data, text, RecipeError)
     return recipe_from_dict(data, str(path))
 
