@@ -1,12 +1,12 @@
 """ros2 launch fsmde_ros surround_depth.launch.py [config:=...] [model:=...] [backend:=...]
 [namespace:=...] [use_sim_time:=true] [rviz:=true]. The logic lives in fsmde_ros.launch_logic."""
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from fsmde_ros.launch_logic import ARGUMENTS, plan_launch
-from launch import LaunchDescription
 
 
 def _processes(context):
