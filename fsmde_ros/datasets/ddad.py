@@ -19,7 +19,6 @@ JSON field names are accepted both as written by DGP (snake_case) and in protobu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fsmde_ros.datasets.errors import DatasetError
+from fsmde_ros.datasets.errors import DatasetError, read_json
 from fsmde_ros.datasets.nuscenes import load_image_rgb
 from fsmde_ros.datasets.projection import pose_matrix, sparse_depth_from_points
 from fsmde_ros.datasets.sample import SurroundSample
@@ -75,15 +74,6 @@ def _pose(record: dict, where: str) -> np.ndarray:
         raise DatasetError(f"{where}: bad pose ({exc})") from exc
 
 
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise DatasetError(f"{path}: {what} not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
-
-
 class DDADDataset:
     """Samples of DDAD scenes in order; ``split`` (train/val/test) reads the scene list of ``ddad.json``."""
 
@@ -105,7 +95,7 @@ class DDADDataset:
         if split not in SPLIT_IDS:
             raise DatasetError(f"{self.root}: unknown split {split!r}; DDAD splits are {list(SPLIT_IDS)}")
         index_path = self.root / dataset_json
-        index = _read_json(index_path, "DGP scene dataset JSON")
+        index = read_json(index_path, "DGP scene dataset JSON")
         splits = _get(index, "scene_splits", str(index_path))
         if SPLIT_IDS[split] not in splits:
             raise DatasetError(f"{index_path}: no scenes for split {split!r} (id {SPLIT_IDS[split]})")
@@ -113,7 +103,7 @@ class DDADDataset:
         self._calibrations: dict[tuple[Path, str], dict] = {}
         for rel in _get(splits[SPLIT_IDS[split]], "filenames", str(index_path)):
             scene_path = self.root / rel
-            scene = _read_json(scene_path, "DGP scene JSON")
+            scene = read_json(scene_path, "DGP scene JSON")
             datums = {_get(d, "key", str(scene_path)): d for d in _get(scene, "data", str(scene_path))}
             for k, sample in enumerate(_get(scene, "samples", str(scene_path))):
                 self._items.append((scene_path.parent, datums, sample, k))
@@ -129,7 +119,7 @@ class DDADDataset:
         """name -> (intrinsics record, sensor -> vehicle pose) of a calibration table."""
         if (scene_dir, key) not in self._calibrations:
             path = scene_dir / "calibration" / f"{key}.json"
-            table = _read_json(path, "DGP calibration table")
+            table = read_json(path, "DGP calibration table")
             names = _get(table, "names", str(path))
             intrinsics = _get(table, "intrinsics", str(path))
             extrinsics = _get(table, "extrinsics", str(path))

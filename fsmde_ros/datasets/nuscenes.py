@@ -16,14 +16,13 @@ closer than ``min_depth`` (1 m, as the devkit) are dropped and the nearest point
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from fsmde_ros.datasets.errors import DatasetError
+from fsmde_ros.datasets.errors import DatasetError, read_json
 from fsmde_ros.datasets.projection import pose_matrix, sparse_depth_from_points
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.geometry import invert_transform, scale_intrinsics, transform_points
@@ -54,12 +53,7 @@ def load_image_rgb(path: Path, size: tuple[int, int] | None) -> np.ndarray:
 
 def _read_table(root: Path, name: str) -> list[dict]:
     path = root / f"{name}.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: nuScenes table not found")
-    try:
-        rows = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    rows = read_json(path, "nuScenes table")
     if not isinstance(rows, list):
         raise DatasetError(f"{path}: a nuScenes table must be a JSON list of records")
     return rows

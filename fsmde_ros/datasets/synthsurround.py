@@ -7,7 +7,6 @@ generator is still running: ``refresh()`` rescans the directory (frame files are
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fsmde_ros.datasets.errors import DatasetError
+from fsmde_ros.datasets.errors import DatasetError, read_json
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.rig import load_rig
 
@@ -101,13 +100,8 @@ class SynthSurroundDataset:
             raise DatasetError(f"{self.root}: unknown split {split!r}; splits are {list(SPLITS)}")
         self.split = split
         manifest_path = self.root / "manifest.json"
-        if not manifest_path.is_file():
-            raise DatasetError(f"{manifest_path}: manifest not found (is {self.root} a SynthSurround root?)")
-        try:
-            self.manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{manifest_path}: not valid JSON ({exc})") from exc
-        if "splits" not in self.manifest or "rig" not in self.manifest:
+        self.manifest = read_json(manifest_path, "manifest")
+        if not isinstance(self.manifest, dict) or "splits" not in self.manifest or "rig" not in self.manifest:
             raise DatasetError(f"{manifest_path}: missing key 'splits' or 'rig'")
         self.rig = load_rig(self.root / "rig.yaml")
         self.camera_names = tuple(self.rig.names)
