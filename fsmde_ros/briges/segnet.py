@@ -17,14 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from fsmde_ros.briges.adapters import SegmentationAdapter, check_images, imagenet_normalise
-
-
-def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
+from fsmde_ros.model.student import conv_bn_relu
 
 
 class SegNet(nn.Module):
@@ -37,14 +30,16 @@ class SegNet(nn.Module):
         w = width
         self.num_classes = num_classes
         self.width = width
-        self.stem = nn.Sequential(_conv(3, w, 2), _conv(w, w))
-        self.down4 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
-        self.down8 = nn.Sequential(_conv(2 * w, 3 * w, 2), _conv(3 * w, 3 * w))
-        self.down16 = nn.Sequential(_conv(3 * w, 4 * w, 2), _conv(4 * w, 4 * w), _conv(4 * w, 4 * w))
+        self.stem = nn.Sequential(conv_bn_relu(3, w, 2), conv_bn_relu(w, w))
+        self.down4 = nn.Sequential(conv_bn_relu(w, 2 * w, 2), conv_bn_relu(2 * w, 2 * w))
+        self.down8 = nn.Sequential(conv_bn_relu(2 * w, 3 * w, 2), conv_bn_relu(3 * w, 3 * w))
+        self.down16 = nn.Sequential(
+            conv_bn_relu(3 * w, 4 * w, 2), conv_bn_relu(4 * w, 4 * w), conv_bn_relu(4 * w, 4 * w)
+        )
         self.lat16 = nn.Conv2d(4 * w, 2 * w, 1)
         self.lat8 = nn.Conv2d(3 * w, 2 * w, 1)
         self.lat4 = nn.Conv2d(2 * w, 2 * w, 1)
-        self.fuse = nn.Sequential(_conv(2 * w, 2 * w), _conv(2 * w, 2 * w))
+        self.fuse = nn.Sequential(conv_bn_relu(2 * w, 2 * w), conv_bn_relu(2 * w, 2 * w))
         self.classifier = nn.Conv2d(2 * w, num_classes, 1)
 
     @property

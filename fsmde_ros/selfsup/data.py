@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from fsmde_ros.datasets.errors import DatasetError
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.datasets.synthsurround import SynthSurroundDataset
-from fsmde_ros.geometry import scale_intrinsics
+from fsmde_ros.distill.data import resize_sample
 from fsmde_ros.rig import Camera, ring_neighbours
 from fsmde_ros.selfsup.views import SurroundClip
 
@@ -44,31 +42,6 @@ def camera_to_world(sample: SurroundSample, where: str) -> np.ndarray:
         raise ClipError(f"{where}: cameras have different stamps but the sample has no camera_ego_poses "
                         "(per-camera ego poses are needed for view synthesis)")
     return poses @ np.asarray(sample.cam2ego, dtype=np.float64)
-
-
-def resize_sample(sample: SurroundSample, height: int, width: int) -> SurroundSample:
-    """The sample at ``height`` x ``width``: images by area averaging, dense depth and the reflective
-    mask by nearest neighbour, intrinsics by ``geometry.scale_intrinsics``; LiDAR depth is dropped
-    (self-supervision does not use it)."""
-    h, w = sample.image_size
-    sx, sy = width / w, height / h
-
-    def nearest(maps: np.ndarray | None) -> np.ndarray | None:
-        if maps is None:
-            return None
-        return np.stack([cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in maps])
-
-    reflective = nearest(None if sample.reflective is None else sample.reflective.astype(np.uint8))
-    return replace(
-        sample,
-        images=np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA)
-                         for im in sample.images]),
-        K=np.stack([scale_intrinsics(k, sx, sy) for k in sample.K]),
-        sparse_depth=np.full((sample.num_cameras, height, width), np.nan, np.float32),
-        depth=nearest(sample.depth),
-        semantic=nearest(sample.semantic),
-        reflective=None if reflective is None else reflective.astype(bool),
-    )
 
 
 def _check(sample: SurroundSample, where: str) -> None:
