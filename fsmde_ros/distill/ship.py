@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import yaml
 
+from fsmde_ros.backends.tensorrt_engine import file_sha256
 from fsmde_ros.evaluation import METRIC_NAMES
 from fsmde_ros.model.checkpoint import read_metadata
 
 
 class ShipError(RuntimeError):
     """The run to ship is incomplete or the export failed; the message names the file."""
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def ship_student(
@@ -92,8 +88,8 @@ capped at {caps:.0f} m, metric depth, no scaling):
 
 The full comparison (supervised-only, depth KD, CI-KD, VR-KD, teacher) is in {results_doc}.
 
-**Files.** `{weights.name}` (sha256 `{_sha256(weights)[:16]}...`), `{onnx.name}` (sha256
-`{_sha256(onnx)[:16]}...`, exported by `fsmde-export` with its torch parity check).
+**Files.** `{weights.name}` (sha256 `{file_sha256(weights)[:16]}...`), `{onnx.name}` (sha256
+`{file_sha256(onnx)[:16]}...`, exported by `fsmde-export` with its torch parity check).
 
 **Reproduce.**
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fsmde_ros.backends.tensorrt_engine import file_sha256
 from fsmde_ros.distill.teacher_net import IMAGENET_MEAN, IMAGENET_STD, TeacherConfig, TeacherNet
 
 
@@ -154,7 +155,7 @@ class OnnxTeacher(RelativeDepthTeacher):
         else:
             raise TeacherError(f"{path}: the model's input size is dynamic; give input_size (H, W)")
         self.path, self.output = path, output
-        self._id = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self._id = file_sha256(path)[:12]
 
     @property
     def identity(self) -> str:
@@ -197,7 +198,7 @@ class SynthTeacher(RelativeDepthTeacher):
                 f"unexpected {unexpected[:3]})"
             )
         self.batch = batch
-        self._id = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self._id = file_sha256(path)[:12]
 
     @property
     def identity(self) -> str:
