@@ -18,9 +18,6 @@ Every module follows these; none restates them.
 DEPTH_ENCODING = "32FC1"
 """sensor_msgs/Image encoding of every published depth and confidence image."""
 
-INVALID_DEPTH = float("nan")
-"""Value of a pixel without a valid depth."""
-
 VEHICLE_FRAME = "base_link"
 """Frame of the fused point cloud and of every camera extrinsic."""
 
