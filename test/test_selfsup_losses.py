@@ -18,6 +18,7 @@ from fsmde_ros.selfsup.photometric import (
     SSIM_C1,
     edge_aware_smoothness,
     masked_mean,
+    masked_planarity,
     min_reprojection,
     photometric_error,
     ssim_dissimilarity,
@@ -72,6 +73,24 @@ def test_edge_aware_smoothness_exact_values():
     weighted = edge_aware_smoothness(torch.cat([disparity, disparity], 2), edge)
     torch.testing.assert_close(weighted, torch.tensor(math.exp(-1.0) / 3.0))
     assert float(edge_aware_smoothness(torch.full((1, 1, 3, 3), 2.0), torch.rand(1, 3, 3, 3))) == 0.0
+
+
+def test_masked_planarity_vanishes_on_planes_and_matches_hand_values():
+    v, u = torch.meshgrid(torch.arange(6.0), torch.arange(8.0), indexing="ij")
+    everywhere = torch.ones(1, 1, 6, 8, dtype=torch.bool)
+    # inverse depth of any plane is affine in the pixel coordinates: no second differences
+    plane = (0.3 + 0.05 * u - 0.02 * v)[None, None]
+    assert float(masked_planarity(plane, everywhere)) < 1e-6
+    # a kink: d = 1 + |u - 2| on a 1 x 5 row; d* = d / mean(d) with mean 2.2; d_xx = 2 / 2.2 at u = 2 only
+    row = (1.0 + (torch.arange(5.0) - 2).abs())[None, None, None]
+    at_kink = torch.zeros(1, 1, 1, 5, dtype=torch.bool)
+    at_kink[..., 2] = True
+    # d_xx at u = 2 (mask at its centre); no rows for d_yy and d_xy (their masked means are 0)
+    torch.testing.assert_close(masked_planarity(row, at_kink), torch.tensor(2.0 / 2.2))
+    beside = torch.zeros_like(at_kink)
+    beside[..., 3] = True
+    assert float(masked_planarity(row, beside)) < 1e-6  # the second difference centred at u = 3 is 0
+    assert float(masked_planarity(row, torch.zeros_like(at_kink))) == 0.0
 
 
 def test_reconstruction_and_sparsity_losses():

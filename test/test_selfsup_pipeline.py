@@ -25,7 +25,7 @@ from fsmde_ros.selfsup.objective import (
     predict_reflection_mask,
     score_views,
 )
-from fsmde_ros.selfsup.photometric import masked_mean
+from fsmde_ros.selfsup.photometric import masked_mean, masked_planarity
 from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
 from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, load_intrinsic, train
@@ -297,6 +297,29 @@ def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):
     assert float(depth.grad[clip.reflective].abs().max()) < float(depth.grad[~clip.reflective].abs().max())
     predicted = decomposition_loss(depth.detach(), clip, views, log_l.detach(), log_r.detach(), LossWeights())
     assert 0 < float(predicted["mask_fraction"]) < 0.2
+
+
+def test_planarity_prior_acts_on_the_masked_pixels_only(toy):
+    samples, _ = toy
+    clip = make_clip(samples[1], samples[0], samples[2])
+    views = source_views(clip)
+    log_l = torch.log(clip.images.reshape(-1, 3, H, W).clamp(min=1e-3))
+    log_r = torch.zeros_like(log_l)
+    bumpy = clip.depth * (1 + 0.2 * torch.rand(clip.depth.shape, generator=torch.Generator().manual_seed(0)))
+    grads = {}
+    for weight in (0.0, 1.0):
+        depth = bumpy.clone().requires_grad_()
+        out = decomposition_loss(depth, clip, views, log_l, log_r, LossWeights(planarity=weight),
+                                 mask=clip.reflective)
+        out["loss"].backward()
+        grads[weight] = depth.grad
+    torch.testing.assert_close(out["planarity"], masked_planarity(1.0 / bumpy, clip.reflective))
+    assert float(out["planarity"]) > 0
+    change = (grads[1.0] - grads[0.0]).abs()
+    # the prior acts on the masked pixels and their 3x3 neighbourhood (the second differences); further
+    # away only through the per-image mean of the normalised disparity, orders of magnitude less
+    near = torch.nn.functional.max_pool2d(clip.reflective.float(), 3, 1, 1) > 0
+    assert float(change[clip.reflective].max()) > 100 * float(change[~near].max())
 
 
 def test_command_lines_report_bad_input_and_exit_2(tmp_path, capsys):

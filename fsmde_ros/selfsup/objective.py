@@ -11,6 +11,7 @@ from fsmde_ros.selfsup.decomposition import contrastive_loss, reconstruction_los
 from fsmde_ros.selfsup.photometric import (
     edge_aware_smoothness,
     masked_mean,
+    masked_planarity,
     min_reprojection,
     photometric_error,
 )
@@ -30,6 +31,7 @@ class LossWeights:
     contrastive: float = 0.1
     sparsity: float = 0.05
     mask_confidence: float = 0.99
+    planarity: float = 0.0
 
 
 @dataclass
@@ -96,7 +98,9 @@ def decomposition_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceVie
     - the decomposition branch learns from reconstruction, sparsity, the contrastive term and the
       cross-view diffuse loss, with the depth held fixed (the depth aligns the views for it);
     - the depth learns from the RGB photometric loss outside the reflection mask: reflective pixels
-      give it no photometric gradient (their appearance breaks the Lambertian assumption).
+      give it no photometric gradient (their appearance breaks the Lambertian assumption); inside
+      the mask it gets the planarity prior instead (mirror-like surfaces are planar), which pulls
+      the virtual depth of a reflection onto the surface that carries it.
 
     The mask is the Mahalanobis reflection mask of the RGB and diffuse errors, or ``mask``
     (N, 1, H, W) when given (e.g. the dataset's true mask, for an oracle ablation); ``use_mask``
@@ -116,8 +120,10 @@ def decomposition_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceVie
                                 diffuse.keep, generator=generator)
     sparse = sparsity_loss(log_r)
     smooth = edge_aware_smoothness(1.0 / depth, clip.images[TARGET])
+    planar = masked_planarity(1.0 / depth, mask)
     total = (photometric + weights.diffuse * cross_view + weights.reconstruction * recon
-             + weights.contrastive * contrast + weights.sparsity * sparse + weights.smoothness * smooth)
+             + weights.contrastive * contrast + weights.sparsity * sparse + weights.smoothness * smooth
+             + weights.planarity * planar)
     return {"loss": total, "photometric": photometric, "diffuse": cross_view, "reconstruction": recon,
-            "contrastive": contrast, "sparsity": sparse, "smoothness": smooth,
+            "contrastive": contrast, "sparsity": sparse, "smoothness": smooth, "planarity": planar,
             "mask_fraction": mask.float().mean(), "mask": mask}

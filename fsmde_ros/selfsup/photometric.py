@@ -1,5 +1,6 @@
 """Photometric losses of self-supervised depth: SSIM + L1, per-pixel minimum reprojection with
-auto-masking of static pixels, and edge-aware smoothness (Monodepth2 formulation)."""
+auto-masking of static pixels, edge-aware smoothness (Monodepth2 formulation), and the planarity
+prior of reflective regions."""
 
 from __future__ import annotations
 
@@ -61,3 +62,19 @@ def edge_aware_smoothness(disparity: torch.Tensor, image: torch.Tensor) -> torch
     ix = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(1, keepdim=True)
     iy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(1, keepdim=True)
     return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
+
+
+def masked_planarity(disparity: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |second difference| of d* = disparity / its per-image mean (B, 1, H, W) where ``mask`` holds.
+
+    Inverse depth is affine in pixel coordinates exactly on a plane, so the second differences d_xx,
+    d_yy and d_xy vanish there: a prior that mirror-like surfaces (glass panes, car windows, wet road)
+    are planar. It is *not* edge-aware: the image edges inside a reflection belong to the mirrored
+    scene, not to the surface. Each difference counts where the mask holds at its first pixel.
+    """
+    d = disparity / disparity.mean(dim=(2, 3), keepdim=True).clamp(min=1e-7)
+    dxx = (d[..., :, 2:] - 2 * d[..., :, 1:-1] + d[..., :, :-2]).abs()
+    dyy = (d[..., 2:, :] - 2 * d[..., 1:-1, :] + d[..., :-2, :]).abs()
+    dxy = (d[..., 1:, 1:] - d[..., 1:, :-1] - d[..., :-1, 1:] + d[..., :-1, :-1]).abs()
+    return (masked_mean(dxx, mask[..., :, 1:-1]) + masked_mean(dyy, mask[..., 1:-1, :])
+            + masked_mean(dxy, mask[..., :-1, :-1]))
