@@ -206,10 +206,13 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
     report = evaluate_runs({**teachers, "distilled student": str(student)}, clips, "toy")
     refl = report["depth"]["baseline"]["reflective"]
     assert refl["pixels"] == int(sum(int(c.reflective.sum()) for c in clips)) and 0 <= refl["a1"] <= 1
-    assert 0.0 <= report["mask"]["predicted_fraction"] <= 1.0
+    mask = report["mask"]
+    assert 0.0 <= mask["predicted_fraction"] <= 1.0
+    if mask["predicted_fraction"] > 0:
+        assert mask["lift"] == pytest.approx(mask["precision"] / mask["true_fraction"])
     assert report["seeds"] == {"baseline": 0, "decomposition": 0, "distilled student": 0}
     page = markdown(report)
-    assert "| distilled student |" in page and "Goal:" in page
+    assert "| distilled student |" in page and "Goal:" in page and "1 = chance" in page
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, toy):
@@ -314,7 +317,7 @@ def test_planarity_prior_acts_on_the_masked_pixels_only(toy):
         out["loss"].backward()
         grads[weight] = depth.grad
     torch.testing.assert_close(out["planarity"], masked_planarity(1.0 / bumpy, clip.reflective))
-    assert float(out["planarity"]) > 0
+    assert float(out["planarity"].detach()) > 0
     change = (grads[1.0] - grads[0.0]).abs()
     # the prior acts on the masked pixels and their 3x3 neighbourhood (the second differences); further
     # away only through the per-image mean of the normalised disparity, orders of magnitude less

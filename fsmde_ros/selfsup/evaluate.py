@@ -69,7 +69,8 @@ def evaluate_depth(models: dict[str, torch.nn.Module], clips: list[SurroundClip]
 
 def evaluate_mask(depth_model: torch.nn.Module, intrinsic: torch.nn.Module, clips: list[SurroundClip],
                   weights: LossWeights) -> dict[str, float]:
-    """Precision and recall of the predicted reflection mask against the true reflective mask."""
+    """Precision, recall and lift (precision over the true share: 1 means chance) of the predicted
+    reflection mask against the true reflective mask."""
     tp = predicted = true = true_seen = seen_total = total = 0
     for clip in clips:
         truth = torch.from_numpy(_region_masks(clip)["reflective"])
@@ -86,12 +87,14 @@ def evaluate_mask(depth_model: torch.nn.Module, intrinsic: torch.nn.Module, clip
         true_seen += int((truth & seen).sum())
         seen_total += int(seen.sum())
         total += truth.numel()
+    precision = tp / predicted if predicted else float("nan")
     return {
-        "precision": tp / predicted if predicted else float("nan"),
+        "precision": precision,
         "recall": tp / true if true else float("nan"),
         "recall_seen": tp / true_seen if true_seen else float("nan"),
         "predicted_fraction": predicted / total,
         "true_fraction": true / total,
+        "lift": precision * total / true if true else float("nan"),  # precision / true share: 1 = chance
         "seen_fraction": seen_total / total,
     }
 
@@ -133,10 +136,12 @@ def markdown(report: dict) -> str:
         f"Predicted reflection mask (decomposition model, confidence {report['mask_confidence']}) vs the "
         "true reflective mask:",
         "",
-        "| precision | recall | recall on pixels seen by a source | predicted share | true share |",
-        "|---|---|---|---|---|",
+        "| precision | recall | recall on pixels seen by a source | predicted share | true share "
+        "| lift (precision / true share; 1 = chance) |",
+        "|---|---|---|---|---|---|",
         f"| {mask['precision']:.3f} | {mask['recall']:.3f} | {mask['recall_seen']:.3f} "
-        f"| {100 * mask['predicted_fraction']:.2f}% | {100 * mask['true_fraction']:.2f}% |",
+        f"| {100 * mask['predicted_fraction']:.2f}% | {100 * mask['true_fraction']:.2f}% "
+        f"| {mask['lift']:.2f} |",
         "",
         "Goal: AbsRel on reflective pixels improves by >= 10% over the baseline while non-reflective "
         "pixels stay within +-2%.",
