@@ -35,6 +35,17 @@ def test_layout_manifest_and_ready(root):
     seq = json.loads((root / "val" / "val_00001" / "sequence.json").read_text())
     assert seq["seed"] == sequence_seed("val", 1) and seq["frames"] == 3
     assert not list(root.rglob("*.tmp"))
+    assert manifest["reflections"] is True
+
+
+def test_generate_without_reflections_renders_the_diffuse_layer(tmp_path):
+    assert cli.main(["--width", str(W), "--height", str(H), "generate", "--out", str(tmp_path),
+                     "--sequences", "test=1", "--frames-per-sequence", "1", "--no-reflections"]) == 0
+    assert json.loads((tmp_path / "manifest.json").read_text())["reflections"] is False
+    rig = load_rig(default_rig_path()).resized(W, H)
+    expected = Sequence(sequence_seed("test", 0), rig, reflections=False).frame(0).frame.images
+    np.testing.assert_array_equal(SynthSurroundDataset(tmp_path, "test")[0].images, expected)
+    assert (expected != Sequence(sequence_seed("test", 0), rig).frame(0).frame.images).any()
 
 
 def test_loader_yields_surround_samples(root):

@@ -15,7 +15,7 @@ from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.geometry import pixel_rays
 from fsmde_ros.model import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
-from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, make_clip
+from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, load_diffuse_clips, make_clip
 from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown
 from fsmde_ros.selfsup.evaluate import main as evaluate_main
 from fsmde_ros.selfsup.objective import (
@@ -23,12 +23,13 @@ from fsmde_ros.selfsup.objective import (
     baseline_loss,
     decomposition_loss,
     predict_reflection_mask,
+    rendered_log_diffuse,
     score_views,
 )
 from fsmde_ros.selfsup.photometric import masked_mean, masked_planarity
 from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
-from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, load_intrinsic, train
+from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, given_mask, load_intrinsic, train
 from fsmde_ros.selfsup.train import main as train_main
 from fsmde_ros.selfsup.views import TARGET, source_views
 from fsmde_ros.synth.dataset import write_frame, write_manifest
@@ -253,11 +254,10 @@ def test_recipes_in_config_load_and_bad_recipes_are_named(tmp_path):
         load_recipe(tmp_path / "missing.yaml")
 
 
-def test_load_clips_reads_a_synthsurround_split(tmp_path, toy):
-    samples, _ = toy
+def _write_split(root: Path, samples: list[SurroundSample], reflections: bool = True) -> Path:
     rig = load_rig(default_rig_path()).resized(W, H)
-    write_manifest(tmp_path, rig, {"test": (1, len(samples))}, LidarModel(), 12.0, "toy")
-    seq = tmp_path / "test" / "test_00000"
+    write_manifest(root, rig, {"test": (1, len(samples))}, LidarModel(), 12.0, "toy", reflections)
+    seq = root / "test" / "test_00000"
     seq.mkdir(parents=True)
     for s in samples:
         write_frame(seq / f"frame_{s.frame_index:04d}.npz", {
@@ -265,14 +265,55 @@ def test_load_clips_reads_a_synthsurround_split(tmp_path, toy):
             "semantic": np.zeros(s.depth.shape, np.uint8), "reflective": s.reflective,
             "stamps_ns": s.stamps_ns, "ego_pose": s.ego_pose, "camera_ego_poses": s.camera_ego_poses,
             "K": s.K, "cam2ego": s.cam2ego})
-    clips = load_clips(tmp_path, "test", H // 2 * 2, W, max_clips=5)
+    return seq
+
+
+def _diffuse_samples(samples: list[SurroundSample], diffuse: list[np.ndarray]) -> list[SurroundSample]:
+    return [SurroundSample(**{**s.__dict__, "images": (d * 255).round().astype(np.uint8)})
+            for s, d in zip(samples, diffuse, strict=True)]
+
+
+def test_load_clips_reads_a_synthsurround_split(tmp_path, toy):
+    samples, diffuse = toy
+    seq = _write_split(tmp_path / "rgb", samples)
+    clips = load_clips(tmp_path / "rgb", "test", H // 2 * 2, W, max_clips=5)
     assert len(clips) == 2 and clips[1].name == "test_00000/2"
     torch.testing.assert_close(clips[0].images, clips_from_samples(samples, H, W)[0].images)
+    # the diffuse layer of the same split, clip for clip, from a rendering without reflections
+    _write_split(tmp_path / "diffuse", _diffuse_samples(samples, diffuse), reflections=False)
+    layer = load_diffuse_clips(tmp_path / "diffuse", "test", clips, max_clips=5)
+    assert [c.name for c in layer] == [c.name for c in clips]
+    torch.testing.assert_close(layer[0].images[TARGET, :, :, 0, 0],
+                               torch.from_numpy(diffuse[1][:, 0, 0]).float(), atol=1 / 255, rtol=0)
+    with pytest.raises(ClipError, match="not a rendering without reflections"):
+        load_diffuse_clips(tmp_path / "rgb", "test", clips)
+    with pytest.raises(ClipError, match="differ from the RGB clips'"):
+        load_diffuse_clips(tmp_path / "diffuse", "test", clips, max_clips=1)
     with pytest.raises(ClipError, match="no sequence has three consecutive frames"):
-        load_clips(tmp_path, "val", H, W)
+        load_clips(tmp_path / "rgb", "val", H, W)
     (seq / "frame_0001.npz").write_bytes(b"broken")
     with pytest.raises(ClipError, match=r"frame_0001\.npz: not a readable frame file"):
-        load_clips(tmp_path, "test", H, W)[0]
+        load_clips(tmp_path / "rgb", "test", H, W)[0]
+
+
+def test_diffuse_layer_mask_source_trains_with_the_renderers_decomposition(tmp_path, toy):
+    samples, diffuse = toy
+    clips = clips_from_samples(samples, H, W)
+    layer = clips_from_samples(_diffuse_samples(samples, diffuse), H, W)
+    with pytest.raises(RecipeError, match=r"needs data\.diffuse_root"):
+        _recipe(tmp_path, "decomposition", "x", mask="diffuse-layer")
+    recipe = _recipe(tmp_path, "decomposition", "ideal", mask="diffuse-layer",
+                     data={"height": H, "width": W, "diffuse_root": "rendered-without-reflections"})
+    with pytest.raises(ValueError, match="diffuse layer of every clip"):
+        train(recipe, clips, progress=False)
+    run = train(recipe, clips, progress=False, diffuse_clips=layer)
+    header, *rows = (run / "log.csv").read_text().splitlines()
+    assert header.split(",")[-1] == "mask_fraction" and 0 < float(rows[-1].split(",")[-1]) < 0.5
+    # the given mask is the Mahalanobis test on the rendered diffuse layer at the current depth
+    clip, views = clips[0], source_views(clips[0])
+    expected = predict_reflection_mask(clip.depth, clip, views, rendered_log_diffuse(layer[0]), recipe.loss)
+    assert torch.equal(given_mask(recipe, clip, layer[0], clip.depth, views), expected)
+    assert float((expected & clip.reflective).sum()) > 0.5 * float(expected.sum())
 
 
 def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):

@@ -113,6 +113,18 @@ def test_reflective_surfaces_exist_and_are_not_lambertian(rig):
     }
 
 
+def test_rendering_without_reflections_changes_only_the_mirror_pixels(rig):
+    seq = next(s for s in (Sequence(seed, rig) for seed in range(40)) if s.scene.street.wetness > 0.5)
+    full = seq.frame(0).frame
+    diffuse = Sequence(seq.seed, rig, reflections=False).frame(0).frame
+    for name in ("depth", "semantic", "reflective", "sparse_depth", "camera_ego_poses"):
+        np.testing.assert_array_equal(getattr(diffuse, name), getattr(full, name))
+    changed = (diffuse.images.astype(int) - full.images.astype(int)).any(axis=-1)
+    # the camera's slight blur spreads a mirror pixel's change to its 3x3 neighbourhood, no further
+    near = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0 for m in full.reflective])
+    assert changed[full.reflective].mean() > 0.5 and not changed[~near].any()
+
+
 def test_splits_have_disjoint_seed_ranges():
     ranges = sorted((base, base + SPLIT_SEED_SPAN) for base in SPLIT_SEED_BASE.values())
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fsmde_ros.datasets.errors import DatasetError
+from fsmde_ros.datasets.errors import DatasetError, read_json
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.datasets.synthsurround import SynthSurroundDataset
 from fsmde_ros.distill.data import resize_sample
@@ -141,6 +141,22 @@ def load_clips(root: str | Path, split: str, height: int, width: int, max_clips:
     if len(clips) == 0:
         raise ClipError(f"{Path(root) / split}: no sequence has three consecutive frames")
     return clips
+
+
+def load_diffuse_clips(root: str | Path, split: str, clips: Clips, max_clips: int | None = None) -> Clips:
+    """The diffuse layer of ``clips``, clip for clip: the same split of SynthSurround rendered without
+    reflections (``fsmde-synth generate --no-reflections``) into ``root``."""
+    try:
+        manifest = read_json(Path(root) / "manifest.json", "SynthSurround manifest")
+    except DatasetError as exc:
+        raise ClipError(str(exc)) from exc
+    if manifest.get("reflections", True) is not False:
+        raise ClipError(f"{root}: not a rendering without reflections (its manifest.json does not say "
+                        "reflections: false; generate it with fsmde-synth generate --no-reflections)")
+    diffuse = load_clips(root, split, clips.height, clips.width, max_clips)
+    if diffuse._index != clips._index:
+        raise ClipError(f"{Path(root) / split}: its sequences and frames differ from the RGB clips'")
+    return diffuse
 
 
 def _read_frame(dataset: SynthSurroundDataset, i: int) -> SurroundSample:

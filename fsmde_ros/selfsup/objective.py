@@ -66,8 +66,17 @@ def score_views(frames: torch.Tensor, depth: torch.Tensor, clip: SurroundClip, v
     return ViewScores(best, keep, valid.any(dim=1, keepdim=True), picked)
 
 
+MIN_DIFFUSE = 1e-4
+"""Floor of a rendered diffuse image before its log (black pixels stay finite)."""
+
+
 def _frames(clip: SurroundClip) -> torch.Tensor:
     return clip.images.reshape(-1, *clip.images.shape[2:])
+
+
+def rendered_log_diffuse(diffuse: SurroundClip) -> torch.Tensor:
+    """log L (3 * N, 3, H, W) of a clip rendered without reflections: the ideal decomposition's."""
+    return torch.log(_frames(diffuse).clamp(min=MIN_DIFFUSE))
 
 
 @torch.no_grad()

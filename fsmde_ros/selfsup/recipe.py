@@ -16,7 +16,7 @@ from fsmde_ros.yaml_io import apply_override, read_yaml_mapping
 
 STAGES = ("baseline", "decomposition", "distill")
 POSE_SOURCES = ("ego", "network")
-MASK_SOURCES = ("predicted", "dataset")
+MASK_SOURCES = ("predicted", "dataset", "diffuse-layer")
 
 
 class RecipeError(ValueError):
@@ -30,6 +30,7 @@ class DataSection:
     height: int = 96
     width: int = 160
     max_clips: int | None = None
+    diffuse_root: str = ""  # mask 'diffuse-layer': the same dataset rendered with --no-reflections
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Recipe:
     seed: int = 0
     pose: str = "ego"
     init: str = ""  # run directory whose depth network initialises this one
-    mask: str = "predicted"  # decomposition: the Mahalanobis mask, or the dataset's true mask (oracle)
+    mask: str = "predicted"  # decomposition: the Mahalanobis mask of the branch's L, or of the renderer's
+    # diffuse layer ('diffuse-layer', an ideal decomposition), or the dataset's true mask ('dataset')
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -134,6 +136,9 @@ def validate(recipe: Recipe, source: str) -> None:
     if recipe.mask not in MASK_SOURCES:
         raise RecipeError(f"{source}: mask must be one of {MASK_SOURCES}, got {recipe.mask!r}")
     d, t = recipe.data, recipe.train
+    if recipe.mask == "diffuse-layer" and not d.diffuse_root:
+        raise RecipeError(f"{source}: mask 'diffuse-layer' needs data.diffuse_root (the same dataset "
+                          "rendered with fsmde-synth generate --no-reflections)")
     if d.height <= 0 or d.width <= 0 or d.height % 32 or d.width % 32:
         raise RecipeError(f"{source}: data.height and data.width must be positive multiples of 32 (the "
                           f"student's five stride-2 stages), got {d.height}x{d.width}")

@@ -25,13 +25,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fsmde_ros.model import CheckpointError, ModelConfig, StudentNet, load_profile, load_student, save_student
-from fsmde_ros.selfsup.data import load_clips
+from fsmde_ros.selfsup.data import load_clips, load_diffuse_clips
 from fsmde_ros.selfsup.networks import IntrinsicNet, RigPoseNet
 from fsmde_ros.selfsup.objective import (
     LossWeights,
     baseline_loss,
     decomposition_loss,
     predict_reflection_mask,
+    rendered_log_diffuse,
 )
 from fsmde_ros.selfsup.pseudo_labels import fuse_teachers, log_l1_loss
 from fsmde_ros.selfsup.recipe import Recipe, load_recipe
@@ -101,10 +102,18 @@ class RunLog:
         self.writer = writer
 
 
-def _true_mask(clip: SurroundClip) -> torch.Tensor:
-    if clip.reflective is None:
-        raise ValueError(f"clip {clip.name}: recipe 'mask: dataset' needs the dataset's reflective mask")
-    return clip.reflective
+def given_mask(recipe: Recipe, clip: SurroundClip, diffuse: SurroundClip | None, depth: torch.Tensor,
+                views: SourceViews) -> torch.Tensor | None:
+    """The mask a decomposition run is given instead of its branch's: the dataset's true mask, or the
+    Mahalanobis mask of the renderer's diffuse layer at the current depth; None for 'predicted'."""
+    if recipe.mask == "dataset":
+        if clip.reflective is None:
+            raise ValueError(f"clip {clip.name}: recipe 'mask: dataset' needs the dataset's reflective mask")
+        return clip.reflective
+    if recipe.mask == "diffuse-layer":
+        log_l = rendered_log_diffuse(diffuse)
+        return predict_reflection_mask(depth.detach(), clip, views, log_l, recipe.loss)
+    return None
 
 
 def _cosine(step: int, total: int) -> float:
@@ -131,10 +140,14 @@ def _resume(out: Path, depth: StudentNet, intrinsic: IntrinsicNet | None, posene
     return int(metadata.get("step", "0"))
 
 
-def train(recipe: Recipe, clips: list[SurroundClip], resume: bool = False, progress: bool = True) -> Path:
-    """Run one stage of ``recipe`` on ``clips``; returns the run directory."""
+def train(recipe: Recipe, clips: list[SurroundClip], resume: bool = False, progress: bool = True,
+          diffuse_clips: list[SurroundClip] | None = None) -> Path:
+    """Run one stage of ``recipe`` on ``clips``; returns the run directory. ``diffuse_clips`` (the
+    renderer's diffuse layer of each clip) are needed by 'mask: diffuse-layer' runs."""
     if not clips:
         raise ValueError(f"{recipe.name}: no training clips (need sequences of >= 3 consecutive frames)")
+    if recipe.mask == "diffuse-layer" and (diffuse_clips is None or len(diffuse_clips) != len(clips)):
+        raise ValueError(f"{recipe.name}: mask 'diffuse-layer' needs the diffuse layer of every clip")
     torch.manual_seed(recipe.seed)
     torch.set_num_threads(recipe.train.threads)
     out = Path(recipe.out)
@@ -190,9 +203,10 @@ def train(recipe: Recipe, clips: list[SurroundClip], resume: bool = False, progr
                 losses = baseline_loss(pred, clip, views, recipe.loss)
             else:
                 log_l, log_r = intrinsic(clip.images.reshape(-1, *clip.images.shape[2:]))
+                diffuse = diffuse_clips[index] if recipe.mask == "diffuse-layer" else None
                 losses = decomposition_loss(pred, clip, views, log_l, log_r, recipe.loss,
                                             use_mask=step >= recipe.train.mask_warmup,
-                                            mask=_true_mask(clip) if recipe.mask == "dataset" else None,
+                                            mask=given_mask(recipe, clip, diffuse, pred, views),
                                             generator=generator)
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -230,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         recipe = load_recipe(args.recipe, args.overrides)
         clips = load_clips(recipe.data.root, recipe.data.split, recipe.data.height, recipe.data.width,
                            recipe.data.max_clips)
-        out = train(recipe, clips, resume=args.resume)
+        data = recipe.data
+        diffuse = (load_diffuse_clips(data.diffuse_root, data.split, clips, data.max_clips)
+                   if recipe.mask == "diffuse-layer" else None)
+        out = train(recipe, clips, resume=args.resume, diffuse_clips=diffuse)
     except (ValueError, FileNotFoundError, CheckpointError) as exc:  # recipe, data and checkpoint errors
         print(f"selfsup train: error: {exc}", file=sys.stderr)
         return 2

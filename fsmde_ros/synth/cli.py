@@ -83,6 +83,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         plan,
         str(args.rig),
         log=lambda line: print(f"[{time.perf_counter() - t0:7.1f} s] {line}", flush=True),
+        reflections=not args.no_reflections,
     )
     print(json.dumps({"out": str(args.out), "frames": done, "seconds": round(time.perf_counter() - t0, 1)}))
     return 0
@@ -177,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"sequences per split (repeat; default {DEFAULT_PLAN})",
     )
     gen.add_argument("--frames-per-sequence", type=int, default=DEFAULT_FRAMES_PER_SEQUENCE)
+    gen.add_argument(
+        "--no-reflections",
+        action="store_true",
+        help="render mirror-like surfaces without what they mirror: the diffuse layer (diagnostics)",
+    )
     gen.set_defaults(func=cmd_generate)
     bag = sub.add_parser("bag", help="write a surround-camera rosbag2 (Image + CameraInfo per camera)")
     bag.add_argument("--out", type=Path, required=True, help="bag directory to create")

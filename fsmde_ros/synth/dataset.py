@@ -76,10 +76,12 @@ class SequenceFrame:
 
 
 class Sequence:
-    """A deterministic sequence of frames of one scene, driven by the seed alone."""
+    """A deterministic sequence of frames of one scene, driven by the seed alone (``reflections``: see
+    ``FrameRenderer``)."""
 
     def __init__(
-        self, seed: int, rig: Rig, lidar: LidarModel | None = None, frame_rate_hz: float = FRAME_RATE_HZ
+        self, seed: int, rig: Rig, lidar: LidarModel | None = None, frame_rate_hz: float = FRAME_RATE_HZ,
+        reflections: bool = True,
     ) -> None:
         if frame_rate_hz <= 0:
             raise SynthError(f"frame rate must be positive, got {frame_rate_hz}")
@@ -93,7 +95,7 @@ class Sequence:
         )
         self.offsets_s = shutter_offsets_s(rig, rng)
         self.epoch_ns = (EPOCH_S + 1000 * seed) * NS_PER_S
-        self.renderer = FrameRenderer(rig, lidar)
+        self.renderer = FrameRenderer(rig, lidar, reflections)
 
     def frame(self, index: int) -> SequenceFrame:
         """Frame ``index`` (deterministic: the same seed and index always give the same frame)."""
@@ -150,6 +152,7 @@ def write_manifest(
     lidar: LidarModel,
     frame_rate_hz: float,
     source_rig: str,
+    reflections: bool = True,
 ) -> None:
     """manifest.json and rig.yaml; ``plan`` maps split -> (sequences, frames per sequence)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -159,6 +162,7 @@ def write_manifest(
         "generator_version": GENERATOR_VERSION,
         "resolution": {"height": cam.height, "width": cam.width},
         "frame_rate_hz": frame_rate_hz,
+        "reflections": reflections,  # false: mirror-like surfaces without what they mirror (diagnostics)
         "source_rig": source_rig,
         "rig": rig_dict(rig),
         "classes": list(CLASS_NAMES),
@@ -222,10 +226,12 @@ def generate_dataset(
     lidar: LidarModel | None = None,
     frame_rate_hz: float = FRAME_RATE_HZ,
     log: callable = print,
+    reflections: bool = True,
 ) -> dict[str, int]:
     """Render all planned sequences into ``root``, resuming (existing frames are kept); frames per split.
 
-    Writes READY.json at the end with the frame counts per split.
+    Writes READY.json at the end with the frame counts per split. ``reflections`` False renders the
+    diffuse layer of mirror-like surfaces only (``FrameRenderer``), recorded in the manifest.
     """
     root = Path(root)
     lidar = lidar or LidarModel()
@@ -235,7 +241,7 @@ def generate_dataset(
             raise SynthError(
                 f"split {split}: need sequences >= 0 and frames per sequence > 0, got {count}, {frames}"
             )
-    write_manifest(root, rig, plan, lidar, frame_rate_hz, source_rig)
+    write_manifest(root, rig, plan, lidar, frame_rate_hz, source_rig, reflections)
     (root / "READY.json").unlink(missing_ok=True)
     done = dict.fromkeys(plan, 0)
     for split, index in generation_order(plan):
@@ -244,7 +250,7 @@ def generate_dataset(
         seq_dir.mkdir(parents=True, exist_ok=True)
         todo = [k for k in range(frames) if not (seq_dir / f"frame_{k:04d}.npz").exists()]
         if todo:
-            sequence = Sequence(sequence_seed(split, index), rig, lidar, frame_rate_hz)
+            sequence = Sequence(sequence_seed(split, index), rig, lidar, frame_rate_hz, reflections)
             _atomic_write_text(seq_dir / "sequence.json", json.dumps(sequence.description(frames), indent=2))
             for k in todo:
                 write_frame(seq_dir / f"frame_{k:04d}.npz", frame_arrays(sequence.frame(k), rig))

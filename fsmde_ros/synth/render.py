@@ -31,11 +31,16 @@ class RenderedFrame:
 
 
 class FrameRenderer:
-    """Renders frames of one scene for one rig; camera rays are computed once."""
+    """Renders frames of one scene for one rig; camera rays are computed once.
 
-    def __init__(self, rig: Rig, lidar: LidarModel | None = None) -> None:
+    ``reflections`` False renders mirror-like surfaces without what they mirror (their diffuse layer;
+    see ``shading.shade``); everything else, the noise included, is identical.
+    """
+
+    def __init__(self, rig: Rig, lidar: LidarModel | None = None, reflections: bool = True) -> None:
         self.rig = rig
         self.lidar = lidar or LidarModel()
+        self.reflections = reflections
         self._rays = [pixel_rays(c.K, c.height, c.width) for c in rig.cameras]
         h, w = rig.cameras[0].height, rig.cameras[0].width
         if any((c.height, c.width) != (h, w) for c in rig.cameras):
@@ -72,7 +77,8 @@ class FrameRenderer:
             hit_pixels = np.flatnonzero(flat_group != SKY)
             surf = surfaces(scene, groups, hits, origin, dirs, hit_pixels)
             colour = np.empty((h * w, 3), np.float32)
-            colour[hit_pixels] = shade(scene, surf, dirs.reshape(-1, 3)[hit_pixels], shadows)
+            colour[hit_pixels] = shade(scene, surf, dirs.reshape(-1, 3)[hit_pixels], shadows,
+                                       self.reflections)
             sky_pixels = np.flatnonzero(flat_group == SKY)
             colour[sky_pixels] = sky_colour(scene, dirs.reshape(-1, 3)[sky_pixels])
             cls = np.full(h * w, classes.SKY, np.uint8)

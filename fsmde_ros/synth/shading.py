@@ -433,8 +433,14 @@ def environment_colour(scene: Scene, P: np.ndarray, r: np.ndarray) -> np.ndarray
     return col.astype(np.float32) if n else np.zeros((0, 3), np.float32)
 
 
-def shade(scene: Scene, s: Surface, d: np.ndarray, shadows: ShadowMap) -> np.ndarray:
-    """Linear RGB (M, 3) of surfaces seen along directions ``d`` (M, 3)."""
+def shade(
+    scene: Scene, s: Surface, d: np.ndarray, shadows: ShadowMap, reflections: bool = True
+) -> np.ndarray:
+    """Linear RGB (M, 3) of surfaces seen along directions ``d`` (M, 3).
+
+    ``reflections`` False leaves out the mirror term (Fresnel blend with the mirrored environment and
+    the sun's highlight) of mirror-like surfaces: their diffuse layer alone, for diagnostics.
+    """
     light = scene.lighting
     dn = d / np.linalg.norm(d, axis=1, keepdims=True)
     # Normals face the viewer (thin plates and caps can be seen from behind).
@@ -456,7 +462,7 @@ def shade(scene: Scene, s: Surface, d: np.ndarray, shadows: ShadowMap) -> np.nda
     if (s.gloss > 0).any():
         col += (s.gloss * 0.35 * light.sun_strength * lit * cos_r**40)[:, None] * light.sun_colour
     mirror = s.mirror > 0
-    if mirror.any():
+    if reflections and mirror.any():
         cos_i = np.abs(np.sum(dn[mirror] * normal[mirror], axis=1))
         f0 = s.mirror[mirror]
         fresnel = f0 + (1.0 - f0) * (1.0 - cos_i) ** 5
