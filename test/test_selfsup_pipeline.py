@@ -16,7 +16,7 @@ from fsmde_ros.geometry import pixel_rays
 from fsmde_ros.model import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, load_diffuse_clips, make_clip
-from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown
+from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown, named_runs
 from fsmde_ros.selfsup.evaluate import main as evaluate_main
 from fsmde_ros.selfsup.objective import (
     LossWeights,
@@ -212,6 +212,9 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
     if mask["predicted_fraction"] > 0:
         assert mask["lift"] == pytest.approx(mask["precision"] / mask["true_fraction"])
     assert report["seeds"] == {"baseline": 0, "decomposition": 0, "distilled student": 0}
+    assert list(named_runs("b", "d", oracle="o", student="s")) == [
+        "baseline", "decomposition", "oracle mask (ablation)", "distilled student"]
+    assert named_runs("b", "d", diffuse_layer="l")["diffuse-layer mask (ablation)"] == "l"
     page = markdown(report)
     assert "| distilled student |" in page and "Goal:" in page and "1 = chance" in page
 

@@ -191,6 +191,15 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
     return report
 
 
+def named_runs(baseline: str, decomposition: str, diffuse_layer: str | None = None, oracle: str | None = None,
+               student: str | None = None) -> dict[str, str]:
+    """The rows of the results table, in order: {row name: run directory}; absent runs are left out."""
+    optional = {"diffuse-layer mask (ablation)": diffuse_layer, "oracle mask (ablation)": oracle,
+                "distilled student": student}
+    return {"baseline": baseline, "decomposition": decomposition,
+            **{name: run for name, run in optional.items() if run}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -198,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decomposition", required=True, help="run directory of the decomposition stage")
     parser.add_argument("--student", help="run directory of the distill stage")
     parser.add_argument("--oracle", help="run directory of a decomposition run trained with the true mask")
+    parser.add_argument("--diffuse-layer", help="run directory of a decomposition run whose mask came "
+                        "from the renderer's diffuse layer (recipe 'mask: diffuse-layer')")
     parser.add_argument("--root", default="data/synth", help="SynthSurround dataset directory")
     parser.add_argument("--split", default="test")
     parser.add_argument("--height", type=int, default=96)
@@ -209,11 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write the results page here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    runs = {"baseline": args.baseline, "decomposition": args.decomposition}
-    if args.oracle:
-        runs["oracle mask (ablation)"] = args.oracle
-    if args.student:
-        runs["distilled student"] = args.student
+    runs = named_runs(args.baseline, args.decomposition, diffuse_layer=args.diffuse_layer, oracle=args.oracle,
+                      student=args.student)
     try:
         clips = load_clips(args.root, args.split, args.height, args.width, args.max_clips)
         report = evaluate_runs(runs, clips, args.split, args.max_depth)
