@@ -29,7 +29,16 @@ from fsmde_ros.selfsup.objective import (
 from fsmde_ros.selfsup.photometric import masked_mean, masked_planarity
 from fsmde_ros.selfsup.recipe import Recipe, RecipeError, load_recipe, recipe_from_dict
 from fsmde_ros.selfsup.reflection_mask import reflection_mask
-from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE, POSE_FILE, given_mask, load_intrinsic, train
+from fsmde_ros.selfsup.train import (
+    DEPTH_FILE,
+    INTRINSIC_FILE,
+    POSE_FILE,
+    given_mask,
+    load_depth,
+    load_intrinsic,
+    teacher_outputs,
+    train,
+)
 from fsmde_ros.selfsup.train import main as train_main
 from fsmde_ros.selfsup.views import TARGET, source_views
 from fsmde_ros.synth.dataset import write_frame, write_manifest
@@ -214,7 +223,8 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
     assert report["seeds"] == {"baseline": 0, "decomposition": 0, "distilled student": 0}
     assert list(named_runs("b", "d", oracle="o", student="s")) == [
         "baseline", "decomposition", "oracle mask (ablation)", "distilled student"]
-    assert named_runs("b", "d", diffuse_layer="l")["diffuse-layer mask (ablation)"] == "l"
+    ablations = named_runs("b", "d", diffuse_layer="l", student_diffuse_layer="t")
+    assert list(ablations.values()) == ["b", "d", "l", "t"]
     page = markdown(report)
     assert "| distilled student |" in page and "Goal:" in page and "1 = chance" in page
 
@@ -317,6 +327,16 @@ def test_diffuse_layer_mask_source_trains_with_the_renderers_decomposition(tmp_p
     expected = predict_reflection_mask(clip.depth, clip, views, rendered_log_diffuse(layer[0]), recipe.loss)
     assert torch.equal(given_mask(recipe, clip, layer[0], clip.depth, views), expected)
     assert float((expected & clip.reflective).sum()) > 0.5 * float(expected.sum())
+    # the distill stage with the same mask source: the pseudo labels follow the rendered layer's mask
+    teachers = (load_depth(run), load_depth(run), load_intrinsic(run))
+    depth_b = teachers[1](clip.images[TARGET]).depth[:, None].detach()
+    _, _, mask = teacher_outputs(*teachers, clip, recipe.loss, layer[0])
+    assert torch.equal(mask, predict_reflection_mask(depth_b, clip, views, rendered_log_diffuse(layer[0]),
+                                                     recipe.loss))
+    student = _recipe(tmp_path, "distill", "student", mask="diffuse-layer",
+                      data={"height": H, "width": W, "diffuse_root": "rendered-without-reflections"},
+                      teachers={"baseline": str(run), "decomposition": str(run)})
+    assert (train(student, clips, progress=False, diffuse_clips=layer) / DEPTH_FILE).is_file()
 
 
 def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):

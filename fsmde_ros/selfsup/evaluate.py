@@ -192,10 +192,11 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
 
 
 def named_runs(baseline: str, decomposition: str, diffuse_layer: str | None = None, oracle: str | None = None,
-               student: str | None = None) -> dict[str, str]:
+               student: str | None = None, student_diffuse_layer: str | None = None) -> dict[str, str]:
     """The rows of the results table, in order: {row name: run directory}; absent runs are left out."""
     optional = {"diffuse-layer mask (ablation)": diffuse_layer, "oracle mask (ablation)": oracle,
-                "distilled student": student}
+                "distilled student": student,
+                "distilled student, diffuse-layer mask (ablation)": student_diffuse_layer}
     return {"baseline": baseline, "decomposition": decomposition,
             **{name: run for name, run in optional.items() if run}}
 
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", required=True, help="run directory of the baseline stage")
     parser.add_argument("--decomposition", required=True, help="run directory of the decomposition stage")
     parser.add_argument("--student", help="run directory of the distill stage")
+    parser.add_argument("--student-diffuse-layer", help="run directory of a distill run whose teacher and "
+                        "mask came from the renderer's diffuse layer")
     parser.add_argument("--oracle", help="run directory of a decomposition run trained with the true mask")
     parser.add_argument("--diffuse-layer", help="run directory of a decomposition run whose mask came "
                         "from the renderer's diffuse layer (recipe 'mask: diffuse-layer')")
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     runs = named_runs(args.baseline, args.decomposition, diffuse_layer=args.diffuse_layer, oracle=args.oracle,
-                      student=args.student)
+                      student=args.student, student_diffuse_layer=args.student_diffuse_layer)
     try:
         clips = load_clips(args.root, args.split, args.height, args.width, args.max_clips)
         report = evaluate_runs(runs, clips, args.split, args.max_depth)

@@ -71,12 +71,15 @@ def load_intrinsic(run: str | Path) -> IntrinsicNet:
 
 
 def teacher_outputs(baseline: StudentNet, decomposition: StudentNet, intrinsic: IntrinsicNet,
-                    clip: SurroundClip, weights: LossWeights) -> tuple[torch.Tensor, ...]:
-    """Baseline depth, decomposition depth and the reflection mask (N, 1, H, W) of a clip's target set."""
+                    clip: SurroundClip, weights: LossWeights,
+                    diffuse: SurroundClip | None = None) -> tuple[torch.Tensor, ...]:
+    """Baseline depth, decomposition depth and the reflection mask (N, 1, H, W) of a clip's target set;
+    the mask tests the branch's L, or the rendered diffuse layer ``diffuse`` when given."""
     with torch.no_grad():
         depth_a = predict_depth(baseline, clip.images[TARGET])
         depth_b = predict_depth(decomposition, clip.images[TARGET])
-        log_l, _ = intrinsic(clip.images.reshape(-1, *clip.images.shape[2:]))
+        log_l = (intrinsic(clip.images.reshape(-1, *clip.images.shape[2:]))[0] if diffuse is None
+                 else rendered_log_diffuse(diffuse))
         mask = predict_reflection_mask(depth_b, clip, source_views(clip), log_l, weights)
     return depth_a, depth_b, mask
 
@@ -167,8 +170,9 @@ def train(recipe: Recipe, clips: list[SurroundClip], resume: bool = False, progr
     if recipe.stage == "distill":
         teachers = (load_depth(recipe.teachers.baseline), load_depth(recipe.teachers.decomposition),
                     load_intrinsic(recipe.teachers.decomposition))
-        for clip in clips:
-            depth_a, depth_b, mask = teacher_outputs(*teachers, clip, recipe.loss)
+        for i, clip in enumerate(clips):
+            diffuse = diffuse_clips[i] if recipe.mask == "diffuse-layer" else None
+            depth_a, depth_b, mask = teacher_outputs(*teachers, clip, recipe.loss, diffuse)
             labels.append(fuse_teachers(depth_a, depth_b, mask))
     params = [p for net in (depth, intrinsic, posenet) if net is not None for p in net.parameters()]
     optimiser = torch.optim.Adam(params, lr=recipe.train.lr)
