@@ -8,8 +8,10 @@ from dataclasses import asdict
 
 import pytest
 import torch
+import yaml
+from safetensors.torch import save_file
 
-from fsmde_ros.model import ModelConfig, StudentNet, load_profile
+from fsmde_ros.model import ModelConfig, StudentNet, load_profile, save_student
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.selfsup.diagnose import (
     DEPTH_SOURCES,
@@ -22,6 +24,8 @@ from fsmde_ros.selfsup.diagnose import (
 )
 from fsmde_ros.selfsup.networks import IntrinsicNet
 from fsmde_ros.selfsup.objective import LossWeights
+from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE
+from fsmde_ros.synth.dataset import rig_dict
 
 H, W = 64, 128
 
@@ -59,6 +63,25 @@ def test_ideal_diffuse_layer_at_true_depth_finds_the_reflections(pairs):
     page = markdown({"run": "r", "split": "val", "sequences": 1, "clips": 1, "height": H, "width": W,
                      "mask_confidence": 0.8, "mask": result})
     assert page.count("| renderer (ideal) |") == 2 and "1 = chance" in page
+
+
+def test_command_line_writes_the_report(tmp_path, capsys):
+    depth_model, intrinsic = _nets()
+    run = tmp_path / "run"
+    run.mkdir()
+    save_student(depth_model, run / DEPTH_FILE)
+    save_file({k: v.contiguous() for k, v in intrinsic.state_dict().items()}, str(run / INTRINSIC_FILE))
+    (run / "recipe.json").write_text(json.dumps({"loss": {"mask_confidence": 0.8}}))
+    root = tmp_path / "synth"
+    root.mkdir()
+    (root / "rig.yaml").write_text(yaml.safe_dump(rig_dict(load_rig(default_rig_path()).resized(W, H))))
+    out = tmp_path / "docs" / "diagnosis"
+    assert main(["--run", str(run), "--root", str(root), "--sequences", "1", "--frames", "3", "--height",
+                 str(H), "--width", str(W), "--json", str(out.with_suffix(".json")),
+                 "--markdown", str(out.with_suffix(".md"))]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["clips"] == 1 and report["mask_confidence"] == 0.8
+    assert out.with_suffix(".md").read_text() == capsys.readouterr().out.rstrip("\n") + "\n"
 
 
 def test_command_line_reports_bad_input(tmp_path, capsys):

@@ -14,7 +14,6 @@ branch, not on the test or the depth.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from fsmde_ros.model import CheckpointError
 from fsmde_ros.rig import Rig, load_rig
 from fsmde_ros.selfsup.data import clips_from_samples
-from fsmde_ros.selfsup.evaluate import run_loss_weights
+from fsmde_ros.selfsup.evaluate import publish, run_loss_weights
 from fsmde_ros.selfsup.objective import LossWeights, predict_reflection_mask, rendered_log_diffuse
 from fsmde_ros.selfsup.train import load_depth, load_intrinsic, predict_depth
 from fsmde_ros.selfsup.views import TARGET, SurroundClip, source_views
@@ -138,14 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, CheckpointError) as exc:  # rig, split, run and checkpoint errors
         print(f"selfsup diagnose: error: {exc}", file=sys.stderr)
         return 2
-    text = markdown(report)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+    publish(report, markdown(report), args.json, args.markdown)
     return 0
 
 

@@ -191,6 +191,15 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
     return report
 
 
+def publish(report: dict, text: str, json_path: Path | None, markdown_path: Path | None) -> None:
+    """Print the page ``text``; write the report as JSON and the page where paths are given."""
+    print(text)
+    for path, content in ((json_path, json.dumps(report, indent=2)), (markdown_path, text)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+
+
 def named_runs(baseline: str, decomposition: str, diffuse_layer: str | None = None, oracle: str | None = None,
                student: str | None = None, student_diffuse_layer: str | None = None) -> dict[str, str]:
     """The rows of the results table, in order: {row name: run directory}; absent runs are left out."""
@@ -231,14 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, CheckpointError) as exc:  # data, run and checkpoint errors
         print(f"selfsup evaluate: error: {exc}", file=sys.stderr)
         return 2
-    text = markdown(report)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+    publish(report, markdown(report), args.json, args.markdown)
     return 0
 
 
