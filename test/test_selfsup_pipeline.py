@@ -263,6 +263,8 @@ def test_recipes_in_config_load_and_bad_recipes_are_named(tmp_path):
         load_recipe(bad)
     with pytest.raises(RecipeError, match="mask must be one of"):
         load_recipe(bad, ["mask=oracle"])
+    with pytest.raises(RecipeError, match="mask 'dataset' applies to decomposition runs only"):
+        load_recipe(bad, ["mask=dataset", "stage=baseline"])
     with pytest.raises(RecipeError, match="recipe file not found"):
         load_recipe(tmp_path / "missing.yaml")
 

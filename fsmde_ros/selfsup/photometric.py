@@ -70,7 +70,8 @@ def masked_planarity(disparity: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     Inverse depth is affine in pixel coordinates exactly on a plane, so the second differences d_xx,
     d_yy and d_xy vanish there: a prior that mirror-like surfaces (glass panes, car windows, wet road)
     are planar. It is *not* edge-aware: the image edges inside a reflection belong to the mirrored
-    scene, not to the surface. Each difference counts where the mask holds at its first pixel.
+    scene, not to the surface. d_xx and d_yy count where the mask holds at their centre pixel, d_xy
+    where it holds at its top-left one.
     """
     d = disparity / disparity.mean(dim=(2, 3), keepdim=True).clamp(min=1e-7)
     dxx = (d[..., :, 2:] - 2 * d[..., :, 1:-1] + d[..., :, :-2]).abs()

@@ -136,6 +136,8 @@ def validate(recipe: Recipe, source: str) -> None:
     if recipe.mask not in MASK_SOURCES:
         raise RecipeError(f"{source}: mask must be one of {MASK_SOURCES}, got {recipe.mask!r}")
     d, t = recipe.data, recipe.train
+    if recipe.mask == "dataset" and recipe.stage != "decomposition":
+        raise RecipeError(f"{source}: mask 'dataset' applies to decomposition runs only")
     if recipe.mask == "diffuse-layer" and not d.diffuse_root:
         raise RecipeError(f"{source}: mask 'diffuse-layer' needs data.diffuse_root (the same dataset "
                           "rendered with fsmde-synth generate --no-reflections)")
