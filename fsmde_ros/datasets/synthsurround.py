@@ -17,8 +17,9 @@ import numpy as np
 from fsmde_ros.datasets.errors import DatasetError, read_json
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.rig import load_rig
+from fsmde_ros.synth.dataset import SPLIT_SEED_BASE
 
-SPLITS = ("teacher-train", "student-train", "val", "test")
+SPLITS = tuple(SPLIT_SEED_BASE)
 _FRAME = re.compile(r"^frame_(\d{4})\.npz$")
 
 _FIELDS: dict[str, tuple[type, int | None]] = {

@@ -43,6 +43,7 @@ SPLIT_SEED_BASE: dict[str, int] = {
     "student-train": 100_000,
     "val": 200_000,
     "test": 300_000,
+    "intrinsic-train": 400_000,
 }
 """Sequence seeds of a split are base + index, index < SPLIT_SEED_SPAN: the splits never share a scene."""
 SPLIT_SEED_SPAN = 100_000
