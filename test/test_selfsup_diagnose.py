@@ -9,7 +9,6 @@ from dataclasses import asdict
 import pytest
 import torch
 import yaml
-from safetensors.torch import save_file
 
 from fsmde_ros.model import ModelConfig, StudentNet, load_profile, save_student
 from fsmde_ros.rig import default_rig_path, load_rig
@@ -18,13 +17,15 @@ from fsmde_ros.selfsup.diagnose import (
     DIFFUSE_SOURCES,
     diagnose,
     ground_truth_depth,
+    layer_error,
     main,
     markdown,
     paired_clips,
 )
 from fsmde_ros.selfsup.networks import IntrinsicNet
 from fsmde_ros.selfsup.objective import LossWeights
-from fsmde_ros.selfsup.train import DEPTH_FILE, INTRINSIC_FILE
+from fsmde_ros.selfsup.train import DEPTH_FILE, save_intrinsic
+from fsmde_ros.selfsup.views import TARGET
 from fsmde_ros.synth.dataset import rig_dict
 
 H, W = 64, 128
@@ -60,9 +61,17 @@ def test_ideal_diffuse_layer_at_true_depth_finds_the_reflections(pairs):
     for by_depth in result.values():
         for m in by_depth.values():
             assert 0.0 <= m["recall"] <= 1.0 and 0.0 <= m["predicted_fraction"] <= 1.0
+    # a fresh branch is the identity split: it removes nothing and leaves the other pixels as they are
+    layer = layer_error(intrinsic, pairs)
+    clip, ideal = pairs[0]
+    mirror = clip.reflective.expand_as(clip.images[TARGET])
+    expected = float((clip.images[TARGET] - ideal.images[TARGET]).abs()[mirror].mean())
+    assert layer["reflective"]["input"] == pytest.approx(expected, rel=1e-5)
+    assert abs(layer["removed_share"]) < 0.1 and layer["non_reflective"]["branch"] < 0.02
     page = markdown({"run": "r", "split": "val", "sequences": 1, "clips": 1, "height": H, "width": W,
-                     "mask_confidence": 0.8, "mask": result})
+                     "mask_confidence": 0.8, "mask": result, "layer": layer})
     assert page.count("| renderer (ideal) |") == 2 and "1 = chance" in page
+    assert "Share of the reflection removed by the branch" in page
 
 
 def test_command_line_writes_the_report(tmp_path, capsys):
@@ -70,7 +79,7 @@ def test_command_line_writes_the_report(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     save_student(depth_model, run / DEPTH_FILE)
-    save_file({k: v.contiguous() for k, v in intrinsic.state_dict().items()}, str(run / INTRINSIC_FILE))
+    save_intrinsic(intrinsic, run)
     (run / "recipe.json").write_text(json.dumps({"loss": {"mask_confidence": 0.8}}))
     root = tmp_path / "synth"
     root.mkdir()

@@ -10,9 +10,12 @@ import torch
 from fsmde_ros.selfsup.decomposition import (
     LOG_EPS,
     contrastive_loss,
+    diffuse_regression_loss,
+    log_image,
     reconstruction_loss,
     sparsity_loss,
 )
+from fsmde_ros.selfsup.networks import L_SOFTNESS, IntrinsicNet
 from fsmde_ros.selfsup.photometric import (
     INVALID_ERROR,
     SSIM_C1,
@@ -23,7 +26,7 @@ from fsmde_ros.selfsup.photometric import (
     photometric_error,
     ssim_dissimilarity,
 )
-from fsmde_ros.selfsup.pseudo_labels import fuse_teachers, log_l1_loss
+from fsmde_ros.selfsup.pseudo_labels import ablate_mask, fuse_teachers, log_l1_loss
 from fsmde_ros.selfsup.reflection_mask import chi2_quantile_2dof, mahalanobis_outliers, reflection_mask
 
 
@@ -103,6 +106,25 @@ def test_reconstruction_and_sparsity_losses():
     assert float(sparsity_loss(torch.tensor([1.0, -3.0]))) == 2.0
 
 
+def test_diffuse_regression_is_the_mean_squared_log_error():
+    diffuse = torch.tensor([[[[0.25, 0.5]]]])
+    log_l = log_image(diffuse) + torch.tensor([[[[0.0, 2.0]]]])
+    assert float(diffuse_regression_loss(log_l, diffuse)) == pytest.approx(2.0, rel=1e-6)  # (0 + 4) / 2
+    assert float(diffuse_regression_loss(log_image(diffuse), diffuse)) == 0.0
+
+
+def test_fresh_intrinsic_branch_is_the_identity_split():
+    image = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0)) * 0.85 + 0.05
+    with torch.no_grad():
+        log_l, log_r = IntrinsicNet().eval()(image)
+    assert torch.equal(log_r, torch.zeros_like(log_r))
+    # log L = log I, bent below 0 by the smooth minimum: at most softplus(log 0.9 * beta) / beta away
+    gap = math.log1p(math.exp(math.log(0.9 + LOG_EPS) * L_SOFTNESS)) / L_SOFTNESS
+    bend = log_image(image) - log_l
+    assert float(bend.min()) >= -1e-6 and float(bend.max()) <= gap + 1e-6
+    assert bool((log_l <= 0).all())
+
+
 def test_contrastive_loss_prefers_view_invariant_over_collapsed_diffuse():
     gen = torch.Generator().manual_seed(0)
     anchor = torch.rand(1, 3, 8, 8, generator=gen)
@@ -177,3 +199,16 @@ def test_fuse_teachers_picks_per_pixel_and_log_l1():
         fuse_teachers(a, b, mask.float())
     with pytest.raises(ValueError, match="shapes differ"):
         fuse_teachers(a, b[..., :1], mask)
+
+
+def test_control_masks_keep_the_count_per_image_or_cover_everything():
+    mask = torch.zeros(2, 1, 4, 6, dtype=torch.bool)
+    mask[0, 0, :2, :3] = True  # 6 pixels in a block
+    mask[1, 0, 3, 5] = True  # 1 pixel
+    shuffled = ablate_mask(mask, "shuffled", torch.Generator().manual_seed(0))
+    assert shuffled.shape == mask.shape and shuffled.dtype == torch.bool
+    assert [int(shuffled[b].sum()) for b in range(2)] == [6, 1]
+    assert not torch.equal(shuffled[0], mask[0])  # moved (6 of 24 pixels staying in place is unlikely)
+    assert bool(ablate_mask(mask, "everywhere").all())
+    with pytest.raises(ValueError, match="control mask must be one of"):
+        ablate_mask(mask, "random")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from fsmde_ros.datasets.sample import SurroundSample
 from fsmde_ros.geometry import pixel_rays
@@ -18,6 +19,7 @@ from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, load_diffuse_clips, make_clip
 from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown, named_runs
 from fsmde_ros.selfsup.evaluate import main as evaluate_main
+from fsmde_ros.selfsup.networks import IntrinsicNet
 from fsmde_ros.selfsup.objective import (
     LossWeights,
     baseline_loss,
@@ -36,6 +38,8 @@ from fsmde_ros.selfsup.train import (
     given_mask,
     load_depth,
     load_intrinsic,
+    pseudo_labels,
+    save_intrinsic,
     teacher_outputs,
     train,
 )
@@ -200,7 +204,17 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
     oracle = train(_recipe(tmp_path, "decomposition", "oracle", mask="dataset"), clips, progress=False)
     assert float((oracle / "log.csv").read_text().splitlines()[-1].split(",")[-1]) > 0  # mask_fraction
     teachers = {"baseline": str(base), "decomposition": str(decomp)}
-    student = train(_recipe(tmp_path, "distill", "student", teachers=teachers), clips, progress=False)
+    student = train(_recipe(tmp_path, "distill", "student", teachers=teachers, loss={"mask_confidence": 0.5}),
+                    clips, progress=False)
+    # the control masks: B's depth everywhere; the branch mask's pixel count per image, moved
+    controls = {m: pseudo_labels(_recipe(tmp_path, "distill", m, teachers=teachers, mask=m), clips)
+                for m in ("predicted", "shuffled", "everywhere")}
+    depth_b = load_depth(decomp)(clips[0].images[TARGET]).depth[:, None].detach()
+    torch.testing.assert_close(controls["everywhere"][0], depth_b)
+    depth_a = load_depth(base)(clips[0].images[TARGET]).depth[:, None].detach()
+    count = {m: [int((labels[0][i] != depth_a[i]).sum()) for i in range(len(depth_a))]
+             for m, labels in controls.items() if m != "everywhere"}
+    assert count["shuffled"] == count["predicted"]
     for run in (base, decomp, posenet, student):
         model, meta = load_student(run / DEPTH_FILE)
         assert meta["step"] == "2" and model.config.input_height == H
@@ -216,10 +230,14 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
     report = evaluate_runs({**teachers, "distilled student": str(student)}, clips, "toy")
     refl = report["depth"]["baseline"]["reflective"]
     assert refl["pixels"] == int(sum(int(c.reflective.sum()) for c in clips)) and 0 <= refl["a1"] <= 1
-    mask = report["mask"]
-    assert 0.0 <= mask["predicted_fraction"] <= 1.0
-    if mask["predicted_fraction"] > 0:
-        assert mask["lift"] == pytest.approx(mask["precision"] / mask["true_fraction"])
+    # the mask at the decomposition run's confidence, and at the student's where it fused its labels
+    assert [(m["confidence"], m["used_by"]) for m in report["masks"]] == [
+        (0.99, "decomposition model's training"), (0.5, "distilled student's pseudo labels")]
+    for mask in report["masks"]:
+        assert 0.0 <= mask["predicted_fraction"] <= 1.0
+        if mask["predicted_fraction"] > 0:
+            assert mask["lift"] == pytest.approx(mask["precision"] / mask["true_fraction"])
+    assert report["masks"][1]["predicted_fraction"] >= report["masks"][0]["predicted_fraction"]
     assert report["seeds"] == {"baseline": 0, "decomposition": 0, "distilled student": 0}
     assert list(named_runs("b", "d", oracle="o", student="s")) == [
         "baseline", "decomposition", "oracle mask (ablation)", "distilled student"]
@@ -265,6 +283,8 @@ def test_recipes_in_config_load_and_bad_recipes_are_named(tmp_path):
         load_recipe(bad, ["mask=oracle"])
     with pytest.raises(RecipeError, match="mask 'dataset' applies to decomposition runs only"):
         load_recipe(bad, ["mask=dataset", "stage=baseline"])
+    with pytest.raises(RecipeError, match=r"mask 'shuffled' .* applies to distill runs only"):
+        load_recipe(bad, ["mask=shuffled"])
     with pytest.raises(RecipeError, match="recipe file not found"):
         load_recipe(tmp_path / "missing.yaml")
 
@@ -333,12 +353,74 @@ def test_diffuse_layer_mask_source_trains_with_the_renderers_decomposition(tmp_p
     teachers = (load_depth(run), load_depth(run), load_intrinsic(run))
     depth_b = teachers[1](clip.images[TARGET]).depth[:, None].detach()
     _, _, mask = teacher_outputs(*teachers, clip, recipe.loss, layer[0])
+    with pytest.raises(ValueError, match="needs the decomposition branch or the rendered diffuse layer"):
+        teacher_outputs(teachers[0], teachers[1], None, clip, recipe.loss)
     assert torch.equal(mask, predict_reflection_mask(depth_b, clip, views, rendered_log_diffuse(layer[0]),
                                                      recipe.loss))
     student = _recipe(tmp_path, "distill", "student", mask="diffuse-layer",
                       data={"height": H, "width": W, "diffuse_root": "rendered-without-reflections"},
                       teachers={"baseline": str(run), "decomposition": str(run)})
     assert (train(student, clips, progress=False, diffuse_clips=layer) / DEPTH_FILE).is_file()
+
+
+def _mirror_error(net: IntrinsicNet, clips, layer) -> float:
+    """Mean |L - true diffuse| over the reflective pixels of the clips' target images."""
+    errors = []
+    with torch.no_grad():
+        for clip, diffuse in zip(clips, layer, strict=True):
+            log_l, _ = net.eval()(clip.images[TARGET])
+            mirror = clip.reflective.expand(-1, 3, -1, -1)
+            errors.append((torch.exp(log_l) - diffuse.images[TARGET]).abs()[mirror])
+    return float(torch.cat(errors).mean())
+
+
+def test_intrinsic_stage_pretrains_the_branch_on_the_diffuse_layer(tmp_path, toy):
+    samples, diffuse = toy
+    clips = clips_from_samples(samples, H, W)
+    layer = clips_from_samples(_diffuse_samples(samples, diffuse), H, W)
+    data = {"height": H, "width": W, "diffuse_root": "rendered-without-reflections"}
+    for extra, message in (({"data": {"height": H, "width": W}}, "needs data.diffuse_root"),
+                           ({"data": data, "init": "runs/x"}, "takes no mask or init"),
+                           ({"data": data, "mask": "diffuse-layer"}, "takes no mask or init")):
+        with pytest.raises(RecipeError, match=message):
+            _recipe(tmp_path, "intrinsic", "x", **extra)
+    with pytest.raises(RecipeError, match="intrinsic_init applies to intrinsic and decomposition runs"):
+        _recipe(tmp_path, "baseline", "x", intrinsic_init="runs/x")
+    with pytest.raises(RecipeError, match="intrinsic_lr must be >= 0"):
+        _recipe(tmp_path, "decomposition", "x", train={"intrinsic_lr": -1.0})
+    steps = {"steps": 60, "lr": 0.001, "log_every": 10, "checkpoint_every": 20, "threads": 1}
+    recipe = _recipe(tmp_path, "intrinsic", "intrinsic", data=data, train=steps)
+    with pytest.raises(ValueError, match="needs the diffuse layer of every clip"):
+        train(recipe, clips, progress=False)
+    run = train(recipe, clips, progress=False, diffuse_clips=layer)
+    assert not (run / DEPTH_FILE).exists()
+    header = (run / "log.csv").read_text().splitlines()[0]
+    assert header.split(",")[3:] == ["loss", "diffuse_regression", "reconstruction"]
+    # the branch moved from the identity split towards the true diffuse layer on the mirror
+    branch = load_intrinsic(run)
+    assert _mirror_error(branch, clips, layer) < 0.7 * _mirror_error(IntrinsicNet(), clips, layer)
+    # resuming continues the step count from the branch's checkpoint
+    longer = _recipe(tmp_path, "intrinsic", "intrinsic", data=data, train={**steps, "steps": 70})
+    train(longer, clips, resume=True, progress=False, diffuse_clips=layer)
+    assert [r.split(",")[0] for r in (run / "log.csv").read_text().splitlines()[-2:]] == ["60", "70"]
+    # a decomposition run starts its branch from intrinsic_init; intrinsic_lr 0 keeps it bit for bit
+    frozen = train(_recipe(tmp_path, "decomposition", "frozen", intrinsic_init=str(run),
+                           train={"steps": 2, "log_every": 1, "checkpoint_every": 2, "threads": 1,
+                                  "intrinsic_lr": 0.0}), clips, progress=False)
+    before, after = load_intrinsic(run).state_dict(), load_intrinsic(frozen).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    tuned = train(_recipe(tmp_path, "decomposition", "tuned", intrinsic_init=str(run),
+                          train={"steps": 2, "log_every": 1, "checkpoint_every": 2, "threads": 1,
+                                 "intrinsic_lr": 1.0}), clips, progress=False)
+    assert not torch.equal(load_intrinsic(tuned).head.weight, before["head.weight"])
+    # a branch saved without the current format (log L without the input skip) is refused
+    old = tmp_path / "old"
+    old.mkdir()
+    save_file({k: v.contiguous() for k, v in branch.state_dict().items()}, str(old / INTRINSIC_FILE))
+    with pytest.raises(ValueError, match="format 1, this IntrinsicNet reads format 2"):
+        load_intrinsic(old)
+    save_intrinsic(branch, old)
+    assert torch.equal(load_intrinsic(old).head.weight, branch.head.weight)
 
 
 def test_decomposition_terms_do_not_move_the_depth_outside_the_mask(toy):

@@ -9,6 +9,10 @@
   (negatives), InfoNCE over squared distances; this forbids the trivial split L = constant,
   R = I that would make the cross-view term vanish;
 - sparsity: mean |log R|, so that R explains only what L cannot.
+
+Before that, the branch is pretrained (stage ``intrinsic``) on an intrinsic-image dataset: images
+paired with their diffuse layer (SynthSurround's intrinsic-train split rendered with and without
+reflections), by ``diffuse_regression_loss``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,16 @@ def log_image(image: torch.Tensor) -> torch.Tensor:
 def reconstruction_loss(image: torch.Tensor, log_l: torch.Tensor, log_r: torch.Tensor) -> torch.Tensor:
     """Mean |log I - (log L + log R)|."""
     return (log_image(image) - log_l - log_r).abs().mean()
+
+
+def diffuse_regression_loss(log_l: torch.Tensor, diffuse: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between log L and the log of the true diffuse image ``diffuse`` in [0, 1].
+
+    Squared, not absolute: reflective pixels are a minority and look like ordinary texture, so the
+    conditional median of their correction is zero (an L1 fit stays at the identity split on unseen
+    images), while the conditional mean removes part of the reflection wherever it is likely.
+    """
+    return (log_l - log_image(diffuse)).pow(2).mean()
 
 
 def sparsity_loss(log_r: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@ The renderer can draw every frame a second time without what mirror-like surface
 ``reflection_mask`` is run with that ideal L and with the learned branch's L, each at the run's
 predicted depth and at the ground-truth depth, and scored against the true reflective mask. An ideal
 L that finds the reflections while the learned one does not puts the fault on the decomposition
-branch, not on the test or the depth.
+branch, not on the test or the depth. The branch's L is also compared with the ideal L directly: how
+much of the reflection it removes, and how much it changes the other pixels.
 
     python -m fsmde_ros.selfsup.diagnose --run runs/selfsup/decomposition --split val --sequences 6 \\
         --json docs/results/selfsup_diagnosis.json --markdown docs/results/selfsup_diagnosis.md
@@ -90,6 +91,29 @@ def diagnose(depth_model: torch.nn.Module, intrinsic: torch.nn.Module,
     return result
 
 
+def layer_error(intrinsic: torch.nn.Module,
+                pairs: list[tuple[SurroundClip, SurroundClip]]) -> dict[str, dict]:
+    """How close the branch's L is to the ideal diffuse layer D, against the input I itself:
+    {region: {"input": mean |I - D|, "branch": mean |L - D|}} over the target images, for the true
+    reflective and non-reflective pixels, and the share of the reflection the branch removed,
+    1 - branch / input on reflective pixels."""
+    sums = {region: {"input": 0.0, "branch": 0.0, "pixels": 0} for region in ("reflective", "non_reflective")}
+    with torch.no_grad():
+        for clip, ideal in pairs:
+            image, diffuse = clip.images[TARGET], ideal.images[TARGET]
+            layer = torch.exp(intrinsic(image)[0])
+            truth = clip.reflective.expand_as(image)
+            for region, sel in (("reflective", truth), ("non_reflective", ~truth)):
+                sums[region]["input"] += float((image - diffuse).abs()[sel].sum())
+                sums[region]["branch"] += float((layer - diffuse).abs()[sel].sum())
+                sums[region]["pixels"] += int(sel.sum())
+    result: dict[str, dict] = {region: {key: value / max(s["pixels"], 1) for key, value in s.items()
+                                        if key != "pixels"} for region, s in sums.items()}
+    refl = result["reflective"]
+    result["removed_share"] = 1.0 - refl["branch"] / refl["input"] if refl["input"] else float("nan")
+    return result
+
+
 def markdown(report: dict) -> str:
     """The diagnosis page from a report of ``main``."""
     lines = [
@@ -106,6 +130,20 @@ def markdown(report: dict) -> str:
         for z, m in by_depth.items():
             lines.append(f"| {d} | {z} | {m['precision']:.3f} | {m['recall']:.3f} | {m['lift']:.2f} "
                          f"| {100 * m['predicted_fraction']:.2f}% | {100 * m['true_fraction']:.2f}% |")
+    layer = report["layer"]
+    refl, rest = layer["reflective"], layer["non_reflective"]
+    lines += [
+        "",
+        "The learned branch's L against the ideal diffuse layer D (mean absolute difference, images in "
+        "[0, 1], target images):",
+        "",
+        "| pixels | input I vs D | branch L vs D |",
+        "|---|---|---|",
+        f"| reflective | {refl['input']:.4f} | {refl['branch']:.4f} |",
+        f"| non-reflective | {rest['input']:.4f} | {rest['branch']:.4f} |",
+        "",
+        f"Share of the reflection removed by the branch: {100 * layer['removed_share']:.1f}%.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -133,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         pairs = paired_clips(rig, args.split, args.sequences, args.frames, args.height, args.width)
         report = {"run": args.run, "split": args.split, "sequences": args.sequences, "clips": len(pairs),
                   "height": args.height, "width": args.width, "mask_confidence": weights.mask_confidence,
-                  "mask": diagnose(depth_model, intrinsic, pairs, weights)}
+                  "mask": diagnose(depth_model, intrinsic, pairs, weights),
+                  "layer": layer_error(intrinsic, pairs)}
     except (ValueError, FileNotFoundError, CheckpointError) as exc:  # rig, split, run and checkpoint errors
         print(f"selfsup diagnose: error: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,9 @@ training resolution (nearest-neighbour resized), in metric mode (known ego motio
 fix the scale), with the shared protocol of ``fsmde_ros.evaluation``. Pixels are pooled over all
 images, separately on reflective and non-reflective pixels, because reflective pixels are few per
 image. The decomposition model's predicted reflection mask is scored against the true mask
-(precision, recall; recall also over the pixels a source view sees, where the mask can be decided).
+(precision, recall; recall also over the pixels a source view sees, where the mask can be decided), at
+the confidence of the decomposition run and, when it differs, at the one the distilled student's pseudo
+labels were fused with.
 
     python -m fsmde_ros.selfsup.evaluate --baseline runs/selfsup_baseline \\
         --decomposition runs/selfsup_decomposition --student runs/selfsup_distill \\
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +109,7 @@ def relative_change(value: float, reference: float) -> float:
 
 def markdown(report: dict) -> str:
     """The results page (docs/results/selfsup.md) from a report of ``evaluate_runs``."""
-    depth, mask = report["depth"], report["mask"]
+    depth = report["depth"]
     base = depth["baseline"]
     seeds = ", ".join(f"{k} {v}" for k, v in report["seeds"].items())
     lines = [
@@ -133,15 +136,18 @@ def markdown(report: dict) -> str:
         f"Pixels evaluated: reflective {base['reflective']['pixels']}, non-reflective "
         f"{base['non_reflective']['pixels']}.",
         "",
-        f"Predicted reflection mask (decomposition model, confidence {report['mask_confidence']}) vs the "
-        "true reflective mask:",
+        "Predicted reflection mask (the decomposition model's depth and branch) vs the true reflective mask:",
         "",
-        "| precision | recall | recall on pixels seen by a source | predicted share | true share "
-        "| lift (precision / true share; 1 = chance) |",
-        "|---|---|---|---|---|---|",
-        f"| {mask['precision']:.3f} | {mask['recall']:.3f} | {mask['recall_seen']:.3f} "
-        f"| {100 * mask['predicted_fraction']:.2f}% | {100 * mask['true_fraction']:.2f}% "
-        f"| {mask['lift']:.2f} |",
+        "| confidence | used by | precision | recall | recall on pixels seen by a source | predicted share "
+        "| true share | lift (precision / true share; 1 = chance) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mask in report["masks"]:
+        lines.append(
+            f"| {mask['confidence']} | {mask['used_by']} | {mask['precision']:.3f} | {mask['recall']:.3f} "
+            f"| {mask['recall_seen']:.3f} | {100 * mask['predicted_fraction']:.2f}% "
+            f"| {100 * mask['true_fraction']:.2f}% | {mask['lift']:.2f} |")
+    lines += [
         "",
         "Goal: AbsRel on reflective pixels improves by >= 10% over the baseline while non-reflective "
         "pixels stay within +-2%.",
@@ -175,6 +181,11 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
         summary = Path(path) / "summary.json"
         seeds[name] = json.loads(summary.read_text())["seed"] if summary.is_file() else "unknown"
     weights = run_loss_weights(runs["decomposition"])
+    intrinsic = load_intrinsic(runs["decomposition"])
+    confidences = {weights.mask_confidence: "decomposition model's training"}
+    if "distilled student" in runs:
+        student = run_loss_weights(runs["distilled student"]).mask_confidence
+        confidences.setdefault(student, "distilled student's pseudo labels")
     report = {
         "split": split,
         "clips": len(clips),
@@ -185,8 +196,10 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
         "seeds": seeds,
         "runs": runs,
         "depth": evaluate_depth(models, clips, EvalConfig(max_depth=max_depth)),
-        "mask_confidence": weights.mask_confidence,
-        "mask": evaluate_mask(models["decomposition"], load_intrinsic(runs["decomposition"]), clips, weights),
+        "masks": [{"confidence": confidence, "used_by": used_by,
+                   **evaluate_mask(models["decomposition"], intrinsic, clips,
+                                   replace(weights, mask_confidence=confidence))}
+                  for confidence, used_by in confidences.items()],
     }
     return report
 

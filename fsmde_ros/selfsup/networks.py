@@ -7,10 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsmde_ros.selfsup.decomposition import log_image
 from fsmde_ros.selfsup.poses import axis_angle_to_matrix
 
 LOG_R_LIMIT = 2.0
 """|log R| is bounded by this: the residual can brighten or darken a pixel at most e^2 times."""
+
+INTRINSIC_FORMAT = "2"
+"""Version of IntrinsicNet's output parameterisation, stored with its checkpoints: 2 predicts log L as a
+correction of log I (format 1, without the input skip, is refused when loaded)."""
+
+L_SOFTNESS = 20.0
+"""Sharpness of the smooth minimum that keeps log L <= 0 (L <= 1): log L = -softplus(-x, beta)."""
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -24,6 +32,10 @@ class IntrinsicNet(nn.Module):
     L (diffuse, view-invariant) is in (0, 1]; R (residual: specular highlights, reflections) is a
     per-channel multiplicative factor with |log R| <= ``LOG_R_LIMIT``. A small U-Net with three
     stride-2 stages; H and W must be divisible by 8.
+
+    log L is predicted as a correction of the input, log I + c (kept <= 0 by a smooth minimum), so
+    most pixels, which are Lambertian, need no work; the head starts at zero, so a fresh branch is
+    the identity split L = I, R = 1 (up to the smooth minimum near white).
     """
 
     def __init__(self, width: int = 16) -> None:
@@ -33,6 +45,8 @@ class IntrinsicNet(nn.Module):
         self.dec3, self.dec2 = _conv(4 * w + 2 * w, 2 * w), _conv(2 * w + w, w)
         self.dec1 = _conv(w + 3, w)
         self.head = nn.Conv2d(w, 6, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log L, log R), each (B, 3, H, W)."""
@@ -46,7 +60,7 @@ class IntrinsicNet(nn.Module):
         d = self.dec2(torch.cat([F.interpolate(d, scale_factor=2.0, mode="nearest"), e1], 1))
         d = self.dec1(torch.cat([F.interpolate(d, scale_factor=2.0, mode="nearest"), image], 1))
         out = self.head(d)
-        log_l = -F.softplus(out[:, :3])
+        log_l = -F.softplus(-(log_image(image) + out[:, :3]), beta=L_SOFTNESS)
         log_r = LOG_R_LIMIT * torch.tanh(out[:, 3:] / LOG_R_LIMIT)
         return log_l, log_r
 

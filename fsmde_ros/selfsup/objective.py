@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 import torch
 
-from fsmde_ros.selfsup.decomposition import contrastive_loss, reconstruction_loss, sparsity_loss
+from fsmde_ros.selfsup.decomposition import (
+    contrastive_loss,
+    diffuse_regression_loss,
+    reconstruction_loss,
+    sparsity_loss,
+)
 from fsmde_ros.selfsup.photometric import (
     edge_aware_smoothness,
     masked_mean,
@@ -86,6 +91,16 @@ def predict_reflection_mask(depth: torch.Tensor, clip: SurroundClip, views: Sour
     rgb = score_views(_frames(clip), depth, clip, views, weights.ssim_alpha)
     diffuse = score_views(torch.exp(log_l), depth, clip, views, weights.ssim_alpha)
     return reflection_mask(rgb.best, diffuse.best, rgb.seen, weights.mask_confidence)
+
+
+def intrinsic_pretrain_loss(clip: SurroundClip, diffuse: SurroundClip, log_l: torch.Tensor,
+                            log_r: torch.Tensor, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """Intrinsic pretraining of the decomposition branch on all 3 * N images of a clip: log L regresses
+    the clip's true diffuse layer ``diffuse``, plus the reconstruction term (log L + log R = log I)."""
+    regression = diffuse_regression_loss(log_l, _frames(diffuse))
+    recon = reconstruction_loss(_frames(clip), log_l, log_r)
+    return {"loss": regression + weights.reconstruction * recon, "diffuse_regression": regression,
+            "reconstruction": recon}
 
 
 def baseline_loss(depth: torch.Tensor, clip: SurroundClip, views: SourceViews,

@@ -4,6 +4,10 @@ Teacher A is the self-supervised baseline (best where the Lambertian assumption 
 decomposition-aware model (best on reflective pixels, whose RGB photometric loss it ignored). The
 label is B's depth on masked (reflective) pixels and A's elsewhere; a student regresses it with an
 L1 loss on log depth, which weighs relative errors equally at every range.
+
+Two control masks test whether the mask's placement matters (``ablate_mask``): ``shuffled`` moves the
+mask's pixels to random places of the same image (same count), ``everywhere`` takes B's depth at every
+pixel.
 """
 
 from __future__ import annotations
@@ -20,6 +24,20 @@ def fuse_teachers(baseline_depth: torch.Tensor, decomposition_depth: torch.Tenso
     if mask.dtype != torch.bool:
         raise ValueError(f"pseudo labels: mask must be bool, got {mask.dtype}")
     return torch.where(mask, decomposition_depth, baseline_depth)
+
+
+CONTROL_MASKS = ("shuffled", "everywhere")
+
+
+def ablate_mask(mask: torch.Tensor, control: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A control mask (N, 1, H, W) from ``mask``: its pixels shuffled within each image, or all true."""
+    if control == "everywhere":
+        return torch.ones_like(mask)
+    if control != "shuffled":
+        raise ValueError(f"pseudo labels: control mask must be one of {CONTROL_MASKS}, got {control!r}")
+    flat = mask.reshape(mask.shape[0], -1)
+    order = torch.stack([torch.randperm(flat.shape[1], generator=generator) for _ in range(flat.shape[0])])
+    return torch.gather(flat, 1, order).reshape(mask.shape)
 
 
 def log_l1_loss(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """YAML recipes of self-supervised training (``config/recipes/selfsup_*.yaml``).
 
-A recipe names a ``stage``: ``baseline`` (photometric self-supervision), ``decomposition`` (the same
-plus the intrinsic decomposition branch and the reflection-masked depth loss) or ``distill``
+A recipe names a ``stage``: ``intrinsic`` (pretraining of the decomposition branch alone on images
+paired with their diffuse layer), ``baseline`` (photometric self-supervision), ``decomposition`` (the
+same plus the intrinsic decomposition branch and the reflection-masked depth loss) or ``distill``
 (a student regresses the mask-fused pseudo depth of the two teachers). Relative paths are resolved
 against the current directory. ``--set section.key=value`` overrides any field.
 """
@@ -12,11 +13,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from fsmde_ros.selfsup.objective import LossWeights
+from fsmde_ros.selfsup.pseudo_labels import CONTROL_MASKS
 from fsmde_ros.yaml_io import apply_override, read_yaml_mapping
 
-STAGES = ("baseline", "decomposition", "distill")
+STAGES = ("intrinsic", "baseline", "decomposition", "distill")
 POSE_SOURCES = ("ego", "network")
-MASK_SOURCES = ("predicted", "dataset", "diffuse-layer")
+MASK_SOURCES = ("predicted", "dataset", "diffuse-layer", *CONTROL_MASKS)
 
 
 class RecipeError(ValueError):
@@ -30,7 +32,8 @@ class DataSection:
     height: int = 96
     width: int = 160
     max_clips: int | None = None
-    diffuse_root: str = ""  # mask 'diffuse-layer': the same dataset rendered with --no-reflections
+    diffuse_root: str = ""  # stage 'intrinsic' and mask 'diffuse-layer': the same dataset rendered with
+    # fsmde-synth generate --no-reflections
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class TrainSection:
     checkpoint_every: int = 100
     threads: int = 1
     mask_warmup: int = 0  # decomposition: steps before the reflection mask is applied
+    intrinsic_lr: float = 1.0  # decomposition: the branch's learning rate relative to lr (0 freezes it)
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,11 @@ class Recipe:
     out: str
     seed: int = 0
     pose: str = "ego"
-    init: str = ""  # run directory whose depth network initialises this one
+    init: str = ""  # run directory whose depth network (and branch, if it has one) initialises this one
+    intrinsic_init: str = ""  # run directory whose decomposition branch initialises this one
     mask: str = "predicted"  # decomposition: the Mahalanobis mask of the branch's L, or of the renderer's
-    # diffuse layer ('diffuse-layer', an ideal decomposition), or the dataset's true mask ('dataset')
+    # diffuse layer ('diffuse-layer', an ideal decomposition), or the dataset's true mask ('dataset');
+    # distill: also the controls 'shuffled' and 'everywhere' of the branch's mask (pseudo_labels)
     data: DataSection = field(default_factory=DataSection)
     model: ModelSection = field(default_factory=ModelSection)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -109,7 +115,7 @@ def recipe_from_dict(data: dict, source: str) -> Recipe:
     """Build and validate a recipe; every error names ``source`` and the field."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a mapping")
-    top = {"name", "stage", "out", "seed", "pose", "init", "mask", *SECTIONS}
+    top = {"name", "stage", "out", "seed", "pose", "init", "intrinsic_init", "mask", *SECTIONS}
     unknown = sorted(set(data) - top)
     if unknown:
         raise RecipeError(f"{source}: unknown top-level key(s) {unknown}")
@@ -121,6 +127,7 @@ def recipe_from_dict(data: dict, source: str) -> Recipe:
         seed=_typed(data.get("seed", 0), "int", f"{source}: seed"),
         pose=_typed(data.get("pose", "ego"), "str", f"{source}: pose"),
         init=_typed(data.get("init", ""), "str", f"{source}: init"),
+        intrinsic_init=_typed(data.get("intrinsic_init", ""), "str", f"{source}: intrinsic_init"),
         mask=_typed(data.get("mask", "predicted"), "str", f"{source}: mask"),
         **{name: _section(cls, data.get(name), f"{source}: {name}") for name, cls in SECTIONS.items()},
     )
@@ -136,8 +143,17 @@ def validate(recipe: Recipe, source: str) -> None:
     if recipe.mask not in MASK_SOURCES:
         raise RecipeError(f"{source}: mask must be one of {MASK_SOURCES}, got {recipe.mask!r}")
     d, t = recipe.data, recipe.train
+    if recipe.mask in CONTROL_MASKS and recipe.stage != "distill":
+        raise RecipeError(f"{source}: mask {recipe.mask!r} (a control of the pseudo labels) applies to "
+                          "distill runs only")
     if recipe.mask == "dataset" and recipe.stage != "decomposition":
         raise RecipeError(f"{source}: mask 'dataset' applies to decomposition runs only")
+    if recipe.stage == "intrinsic" and (recipe.mask != "predicted" or recipe.init or not d.diffuse_root):
+        raise RecipeError(f"{source}: stage 'intrinsic' needs data.diffuse_root (the same dataset rendered "
+                          "with fsmde-synth generate --no-reflections) and takes no mask or init "
+                          "(intrinsic_init starts the branch from another run)")
+    if recipe.intrinsic_init and recipe.stage not in ("intrinsic", "decomposition"):
+        raise RecipeError(f"{source}: intrinsic_init applies to intrinsic and decomposition runs only")
     if recipe.mask == "diffuse-layer" and not d.diffuse_root:
         raise RecipeError(f"{source}: mask 'diffuse-layer' needs data.diffuse_root (the same dataset "
                           "rendered with fsmde-synth generate --no-reflections)")
@@ -151,6 +167,8 @@ def validate(recipe: Recipe, source: str) -> None:
             raise RecipeError(f"{source}: train.{key} must be >= 1, got {getattr(t, key)}")
     if t.lr <= 0:
         raise RecipeError(f"{source}: train.lr must be > 0, got {t.lr}")
+    if t.intrinsic_lr < 0:
+        raise RecipeError(f"{source}: train.intrinsic_lr must be >= 0, got {t.intrinsic_lr}")
     if t.mask_warmup < 0:
         raise RecipeError(f"{source}: train.mask_warmup must be >= 0, got {t.mask_warmup}")
     if not 0 < recipe.loss.mask_confidence < 1:
