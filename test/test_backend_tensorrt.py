@@ -8,6 +8,7 @@ with ONNX Runtime, so the backend's bookkeeping and buffer flow are exercised en
 
 import enum
 import json
+import logging
 import sys
 import types
 
@@ -34,6 +35,7 @@ from fsmde_ros.backends.tensorrt_engine import (
     make_sidecar,
     sidecar_mismatches,
     sidecar_path,
+    timing_cache_path_for,
 )
 from fsmde_ros.model import build_student
 from fsmde_ros.model.onnx_export import export_onnx
@@ -222,6 +224,7 @@ class FakeGpu:
     def __init__(self):
         self.memory: dict[int, np.ndarray] = {}
         self.builds: list[dict] = []
+        self.timing_seeds: list[bytes] = []  # the timing cache each build started from
         self.contexts = 0
         self.detached = 0
 
@@ -268,10 +271,31 @@ def fake_modules(gpu: FakeGpu):
             self.network.onnx_path = path
             return True
 
+    class TimingCache:
+        def __init__(self, data):
+            self.data = data
+
+        def serialize(self):
+            return self.data
+
     class Config:
         def __init__(self):
             self.flags, self.pool = set(), {}
             self.int8_calibrator = None
+            self.timing_cache = None
+
+        def create_timing_cache(self, serialized):
+            return TimingCache(bytes(serialized))
+
+        def set_timing_cache(self, cache, ignore_mismatch):
+            assert ignore_mismatch is False
+            if cache.data and not cache.data.startswith(b"timing:"):  # header check of a foreign cache
+                return False
+            self.timing_cache = cache
+            return True
+
+        def get_timing_cache(self):
+            return self.timing_cache
 
         def set_memory_pool_limit(self, pool, size):
             self.pool[pool] = size
@@ -299,6 +323,9 @@ def fake_modules(gpu: FakeGpu):
                 if cache is None:
                     calibrator.write_calibration_cache(b"scales")
             gpu.builds.append({"flags": sorted(config.flags)})
+            if config.timing_cache is not None:  # layers timed in this build join the cache
+                gpu.timing_seeds.append(config.timing_cache.data)
+                config.timing_cache.data = (config.timing_cache.data or b"timing:") + b"L"
             return json.dumps({"onnx": network.onnx_path}).encode()
 
     class Engine:
@@ -489,3 +516,25 @@ def test_build_engine_cli_builds_checks_and_times(fake_gpu, tiny_onnx, tmp_path,
     summary = json.loads(capsys.readouterr().out)
     assert summary["precision"] == "fp16" and summary["depth_relative_error_vs_ort_cpu"] == 0.0
     assert summary["engine"].endswith(".engine") and summary["latency_ms_median"] > 0
+
+
+def test_timing_cache_seeds_later_builds_and_survives_a_foreign_file(fake_gpu, tiny_onnx, tmp_path, caplog):
+    backend = create_backend("tensorrt", tiny_onnx, precision="fp16", engine_dir=tmp_path)
+    timing = backend.plan.timing_cache
+    backend.close()
+    assert timing.parent == tmp_path and timing.read_bytes() == b"timing:L"
+    assert fake_gpu.timing_seeds == [b""]  # the first build starts from an empty cache
+    # another precision on the same TensorRT and GPU starts from the stored timings and adds its own
+    create_backend("tensorrt", tiny_onnx, precision="fp32", engine_dir=tmp_path).close()
+    assert fake_gpu.timing_seeds[-1] == b"timing:L" and timing.read_bytes() == b"timing:LL"
+    # the file is keyed by TensorRT version and GPU
+    other = BuildEnvironment("10.4.0", ENV.gpu_name, ENV.compute_capability)
+    assert timing_cache_path_for(tmp_path, other) != timing
+    # a cache TensorRT rejects is replaced by an empty one, with a warning, and the build goes on
+    timing.write_bytes(b"foreign")
+    for engine in tmp_path.glob("*.engine"):
+        engine.unlink()
+    with caplog.at_level(logging.WARNING):
+        create_backend("tensorrt", tiny_onnx, precision="fp16", engine_dir=tmp_path).close()
+    assert "rejected the timing cache" in caplog.text
+    assert fake_gpu.timing_seeds[-1] == b"" and timing.read_bytes() == b"timing:L"

@@ -35,6 +35,7 @@ from fsmde_ros.backends.tensorrt_engine import (
     read_sidecar,
     sidecar_mismatches,
     sidecar_path,
+    timing_cache_path_for,
     trt_logger,
 )
 from fsmde_ros.model.contract import INPUT_NAME, OUTPUT_NAMES
@@ -79,6 +80,7 @@ class EnginePlan:
         self.engine_path = engine_path_for(onnx_path, engine_dir, precision, num_cameras, key)
         self.calibration_cache = calibration_cache or default_calibration_cache(
             engine_dir, onnx_path, self.onnx_sha256, num_cameras)
+        self.timing_cache = timing_cache_path_for(engine_dir, env)
         self.expected_sidecar = make_sidecar(env, precision, self.onnx_sha256, num_cameras,
                                              expected_io(info, num_cameras), workspace_bytes)
 
@@ -142,7 +144,7 @@ class TensorRTBackend(DepthBackend):
             calibrator = make_entropy_calibrator(calibration, plan.calibration_cache)
         build_engine(plan.onnx_path, plan.onnx_sha256, plan.engine_path, plan.info, plan.num_cameras,
                      plan.precision, plan.env, plan.workspace_bytes, calibrator,
-                     plan.calibration_cache if calibrator is not None else None)
+                     plan.calibration_cache if calibrator is not None else None, plan.timing_cache)
 
     def _deserialize(self):
         """(engine, None) when the engine file loads and its I/O matches its sidecar, else (None, reason)."""

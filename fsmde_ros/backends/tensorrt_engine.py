@@ -95,6 +95,13 @@ def engine_path_for(onnx_path: Path, engine_dir: Path, precision: str, num_camer
     return engine_dir / f"{onnx_path.stem}.{precision}.n{num_cameras}.{key}.engine"
 
 
+def timing_cache_path_for(engine_dir: Path, env: BuildEnvironment) -> Path:
+    """The builder's timing cache in ``engine_dir``: one per TensorRT version and GPU (what its layer
+    timings depend on), shared by every model, precision and camera count built there."""
+    parts = ["timing", env.tensorrt_version, env.gpu_name, env.compute_capability]
+    return engine_dir / f"timing.{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}.cache"
+
+
 def sidecar_path(engine_path: Path) -> Path:
     return engine_path.with_name(engine_path.name + ".json")
 
@@ -211,13 +218,26 @@ def trt_logger():
     return Logger()
 
 
+def attach_timing_cache(config, path: Path):
+    """Give the builder ``config`` the timing cache stored at ``path`` (an empty one when there is none,
+    or when TensorRT rejects the file: another TensorRT version or device, or a corrupt file)."""
+    cache = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        LOG.warning("%s: TensorRT rejected the timing cache (other TensorRT version or GPU, or corrupt); "
+                    "starting an empty one", path)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+
+
 def build_engine(onnx_path: Path, onnx_sha256: str, engine_path: Path, info: ModelInfo, num_cameras: int,
                  precision: str, env: BuildEnvironment, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
-                 calibrator=None, calibration_cache: Path | None = None) -> dict:
+                 calibrator=None, calibration_cache: Path | None = None,
+                 timing_cache: Path | None = None) -> dict:
     """Parse ``onnx_path``, build a ``precision`` engine for ``num_cameras`` and write it with its sidecar.
 
     ``calibrator`` (an IInt8EntropyCalibrator2, see ``tensorrt_calibration``) is required for int8; the
-    hash of the ``calibration_cache`` it wrote is recorded in the sidecar.
+    hash of the ``calibration_cache`` it wrote is recorded in the sidecar. ``timing_cache`` (the file of
+    ``timing_cache_path_for``) seeds the builder's layer timings and is rewritten with the new ones, so
+    later builds on the same TensorRT and GPU skip the timing they share.
     Returns the sidecar. Written atomically: a crash never leaves a half engine under the final name.
     """
     trt, _ = import_tensorrt()
@@ -246,6 +266,8 @@ def build_engine(onnx_path: Path, onnx_sha256: str, engine_path: Path, info: Mod
         config.int8_calibrator = calibrator
         if profile is not None:
             config.set_calibration_profile(profile)
+    if timing_cache is not None:
+        attach_timing_cache(config, timing_cache)
     LOG.info("building TensorRT %s engine for %s (%d cameras) on %s; this takes a while",
              precision, onnx_path, num_cameras, env.gpu_name)
     started = time.monotonic()
@@ -264,5 +286,9 @@ def build_engine(onnx_path: Path, onnx_sha256: str, engine_path: Path, info: Mod
                            workspace_bytes, optional_file_sha256(calibration_cache))
     partial.replace(engine_path)
     sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2))
+    if timing_cache is not None:
+        partial_cache = timing_cache.with_name(timing_cache.name + ".partial")
+        partial_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+        partial_cache.replace(timing_cache)
     LOG.info("built %s in %.0f s", engine_path, time.monotonic() - started)
     return sidecar
