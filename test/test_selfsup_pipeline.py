@@ -17,7 +17,7 @@ from fsmde_ros.geometry import pixel_rays
 from fsmde_ros.model import load_student
 from fsmde_ros.rig import default_rig_path, load_rig
 from fsmde_ros.selfsup.data import ClipError, clips_from_samples, load_clips, load_diffuse_clips, make_clip
-from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown, named_runs
+from fsmde_ros.selfsup.evaluate import evaluate_runs, markdown, named_runs, sequence_changes
 from fsmde_ros.selfsup.evaluate import main as evaluate_main
 from fsmde_ros.selfsup.networks import IntrinsicNet
 from fsmde_ros.selfsup.objective import (
@@ -245,6 +245,12 @@ def test_three_stages_train_save_and_evaluate(tmp_path, toy):
     assert list(ablations.values()) == ["b", "d", "l", "t"]
     page = markdown(report)
     assert "| distilled student |" in page and "Goal:" in page and "1 = chance" in page
+    # one toy sequence: its per-sequence change is the pooled change
+    assert list(report["per_sequence"]["baseline"]["non_reflective"]) == ["toy"]
+    pooled = {m: report["depth"][m]["non_reflective"]["abs_rel"] for m in ("baseline", "decomposition")}
+    assert sequence_changes(report["per_sequence"], "decomposition", "non_reflective") == pytest.approx(
+        [100 * (pooled["decomposition"] - pooled["baseline"]) / pooled["baseline"]])
+    assert "- decomposition: reflective median" in page and "worse in" in page
 
 
 def test_resume_continues_from_the_checkpoint(tmp_path, toy):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,24 +51,39 @@ def _region_masks(clip: SurroundClip) -> dict[str, np.ndarray]:
 
 
 def evaluate_depth(models: dict[str, torch.nn.Module], clips: list[SurroundClip],
-                   config: EvalConfig) -> dict[str, dict[str, dict[str, float]]]:
-    """{model: {region: metrics}} over the target sets of ``clips``."""
-    preds: dict[str, dict[str, list[np.ndarray]]] = {m: {r: [] for r in REGIONS} for m in models}
-    gts: dict[str, list[np.ndarray]] = {r: [] for r in REGIONS}
+                   config: EvalConfig) -> tuple[dict, dict]:
+    """Metrics over the target sets of ``clips``: ({model: {region: metrics}} pooled over all of them,
+    {model: {region: {sequence: AbsRel}}} pooled within each sequence)."""
+    preds: dict = {m: {r: defaultdict(list) for r in REGIONS} for m in models}
+    gts: dict = {r: defaultdict(list) for r in REGIONS}
     for clip in clips:
+        sequence = clip.name.rsplit("/", 1)[0]
         regions = _region_masks(clip)
         gt = clip.depth.numpy()
         for region, sel in regions.items():
-            gts[region].append(gt[sel])
+            gts[region][sequence].append(gt[sel])
         with torch.no_grad():
             for name, model in models.items():
                 depth = predict_depth(model, clip.images[TARGET]).numpy()
                 for region, sel in regions.items():
-                    preds[name][region].append(depth[sel])
-    return {name: {region: pooled_metrics(np.concatenate(preds[name][region]), np.concatenate(gts[region]),
-                                          config)
-                   for region in REGIONS}
-            for name in models}
+                    preds[name][region][sequence].append(depth[sel])
+
+    def pooled(name: str, region: str, sequences: list[str]) -> dict[str, float]:
+        return pooled_metrics(np.concatenate([a for s in sequences for a in preds[name][region][s]]),
+                              np.concatenate([a for s in sequences for a in gts[region][s]]), config)
+
+    overall = {name: {region: pooled(name, region, list(gts[region])) for region in REGIONS}
+               for name in models}
+    per_sequence = {name: {region: {s: pooled(name, region, [s]).get("abs_rel", float("nan"))
+                                    for s in gts[region]} for region in REGIONS[:2]}
+                    for name in models}
+    return overall, per_sequence
+
+
+def sequence_changes(per_sequence: dict, name: str, region: str) -> list[float]:
+    """AbsRel change (%) of model ``name`` vs the baseline in each sequence with pixels of ``region``."""
+    base, model = per_sequence["baseline"][region], per_sequence[name][region]
+    return [relative_change(model[s], base[s]) for s in base if np.isfinite(base[s]) and base[s] > 0]
 
 
 def evaluate_mask(depth_model: torch.nn.Module, intrinsic: torch.nn.Module, clips: list[SurroundClip],
@@ -161,6 +177,18 @@ def markdown(report: dict) -> str:
         band = "inside" if abs(non) <= 2.0 else "outside"
         lines.append(f"- {name}: reflective AbsRel {refl:+.1f}% ({verdict} the -10% goal), non-reflective "
                      f"{non:+.1f}% ({band} +-2%{', better' if non < -2.0 else ''}).")
+    lines += ["", "Per sequence (AbsRel pooled within each test sequence, change vs the baseline; the pooled "
+              "figures above weigh sequences by their pixels and errors):", ""]
+    for name in depth:
+        if name == "baseline":
+            continue
+        parts = []
+        for region in ("reflective", "non_reflective"):
+            changes = sequence_changes(report["per_sequence"], name, region)
+            worse = sum(c > 0 for c in changes)
+            parts.append(f"{region.replace('_', '-')} median {np.median(changes):+.1f}%, worse in {worse} "
+                         f"of {len(changes)}")
+        lines.append(f"- {name}: {'; '.join(parts)}.")
     return "\n".join(lines) + "\n"
 
 
@@ -195,7 +223,8 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
         "max_depth": max_depth,
         "seeds": seeds,
         "runs": runs,
-        "depth": evaluate_depth(models, clips, EvalConfig(max_depth=max_depth)),
+        **dict(zip(("depth", "per_sequence"), evaluate_depth(models, clips, EvalConfig(max_depth=max_depth)),
+                   strict=True)),
         "masks": [{"confidence": confidence, "used_by": used_by,
                    **evaluate_mask(models["decomposition"], intrinsic, clips,
                                    replace(weights, mask_confidence=confidence))}
