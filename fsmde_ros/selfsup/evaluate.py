@@ -34,7 +34,9 @@ from fsmde_ros.selfsup.objective import LossWeights, predict_reflection_mask, sc
 from fsmde_ros.selfsup.train import load_depth, load_intrinsic, predict_depth
 from fsmde_ros.selfsup.views import TARGET, SurroundClip, source_views
 
-REGIONS = ("reflective", "non_reflective", "all")
+SPLIT_REGIONS = ("reflective", "non_reflective")
+"""The regions of the true reflective mask that the goal and the per-sequence figures compare."""
+REGIONS = (*SPLIT_REGIONS, "all")
 
 
 def pooled_metrics(pred: np.ndarray, gt: np.ndarray, config: EvalConfig) -> dict[str, float]:
@@ -75,7 +77,7 @@ def evaluate_depth(models: dict[str, torch.nn.Module], clips: list[SurroundClip]
     overall = {name: {region: pooled(name, region, list(gts[region])) for region in REGIONS}
                for name in models}
     per_sequence = {name: {region: {s: pooled(name, region, [s]).get("abs_rel", float("nan"))
-                                    for s in gts[region]} for region in REGIONS[:2]}
+                                    for s in gts[region]} for region in SPLIT_REGIONS}
                     for name in models}
     return overall, per_sequence
 
@@ -183,7 +185,7 @@ def markdown(report: dict) -> str:
         if name == "baseline":
             continue
         parts = []
-        for region in ("reflective", "non_reflective"):
+        for region in SPLIT_REGIONS:
             changes = sequence_changes(report["per_sequence"], name, region)
             worse = sum(c > 0 for c in changes)
             parts.append(f"{region.replace('_', '-')} median {np.median(changes):+.1f}%, worse in {worse} "
@@ -214,6 +216,7 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
     if "distilled student" in runs:
         student = run_loss_weights(runs["distilled student"]).mask_confidence
         confidences.setdefault(student, "distilled student's pseudo labels")
+    depth, per_sequence = evaluate_depth(models, clips, EvalConfig(max_depth=max_depth))
     report = {
         "split": split,
         "clips": len(clips),
@@ -223,8 +226,8 @@ def evaluate_runs(runs: dict[str, str], clips: list[SurroundClip], split: str,
         "max_depth": max_depth,
         "seeds": seeds,
         "runs": runs,
-        **dict(zip(("depth", "per_sequence"), evaluate_depth(models, clips, EvalConfig(max_depth=max_depth)),
-                   strict=True)),
+        "depth": depth,
+        "per_sequence": per_sequence,
         "masks": [{"confidence": confidence, "used_by": used_by,
                    **evaluate_mask(models["decomposition"], intrinsic, clips,
                                    replace(weights, mask_confidence=confidence))}
